@@ -219,6 +219,12 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     help: 'exec events the watcher handled.',
     registers,
   });
+  const placementErrors = new Counter({
+    name: 'awg_placement_errors_total',
+    help: "Placement errors by kind: missingCgroup (the rule's cgroup did not exist), writeFailed (cgroup.procs could not be opened or written), gateLate (the exec gate answered past its deadline undecided), gateFailed (the exec gate failed to decide or answer).",
+    labelNames: ['kind'],
+    registers,
+  });
   const configInfo = new Gauge({
     name: 'awg_config_info',
     help: 'The applied config: git commit of its checkout (revision, empty when not in one) and the host overlays are selected for; always 1.',
@@ -381,6 +387,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         linkBytes,
         placed,
         execs,
+        placementErrors,
         dnsQueries,
         dnsElements,
       ])
@@ -408,6 +415,8 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
       lists.set(s.lists ?? []);
       placed.inc(s.placement?.placed ?? 0);
       execs.inc(s.placement?.execs ?? 0);
+      for (const [k, n] of Object.entries(s.placement?.errorsByKind ?? {}))
+        placementErrors.inc({ kind: k }, n);
       for (const m of ['gated', 'best-effort'])
         mode.set({ mode: m }, s.placement?.mode === m ? 1 : 0);
       for (const t of s.tunnels) {

@@ -21,6 +21,11 @@ import {
 import type { PerApp, ProcessLister } from '../procs/list.js';
 import type { PlacementStatus, ProcessInfo } from './core.js';
 import type { ListOptions } from '../procs/placer.js';
+import {
+  placementErrorCounts,
+  sumErrors,
+  type PlacementErrorCounts,
+} from '../procs/placement-errors.js';
 
 /** placement's state where the platform places nothing (PlacementStatus.reason) */
 export const NOTHING_TO_PLACE: Record<Exclude<PerApp, 'cgroup'>, string> = {
@@ -181,7 +186,7 @@ export class PlacementSupervisor {
         ? {
             execs: st.execs,
             placed: st.placed,
-            errors: st.errors + st.missingCgroup + (gs ? gs.errors + gs.late : 0),
+            ...errorsOf(placementErrorCounts(st, gs)),
           }
         : {}),
       ...(g
@@ -224,6 +229,12 @@ export class PlacementSupervisor {
     );
   }
 }
+
+/** status's `errors` (their sum, kept for older clients) and `errorsByKind` */
+const errorsOf = (c: PlacementErrorCounts): Pick<PlacementStatus, 'errors' | 'errorsByKind'> => ({
+  errors: sumErrors(c),
+  errorsByKind: c,
+});
 
 /**
  * Placement as `awg status` shows it on macOS: the flow router (resources/engine/

@@ -20,6 +20,7 @@ import {
   ROLLOUT_HOLDS,
   TUNNEL_HEALTH,
 } from './names.js';
+import type { PlacementErrorKind } from '../procs/placement-errors.js';
 
 const Count = z.number().int().min(0);
 /** the kernel's counters of a TUN link (IFLA_STATS64): inner IP packets, headers included */
@@ -327,7 +328,20 @@ export const DaemonStatus = z.strictObject({
       reason: z.string().optional(),
       execs: Count,
       placed: Count,
+      // the sum of errorsByKind (kept for clients that read only the total)
       errors: Count,
+      errorsByKind: z
+        .strictObject({
+          missingCgroup: Count,
+          writeFailed: Count,
+          gateLate: Count,
+          gateFailed: Count,
+        } satisfies Record<PlacementErrorKind, typeof Count>)
+        .optional()
+        .meta({
+          description:
+            "placement errors by kind (while the watcher runs): missingCgroup (the rule's cgroup did not exist), writeFailed (opening or writing cgroup.procs failed: EACCES, EBUSY…), gateLate (the exec gate answered past its deadline undecided), gateFailed (the exec gate failed to decide or answer)",
+        }),
       mode: z.enum(PLACEMENT_MODES).optional(),
       modeReason: z.string().optional(),
       // mount points of the file systems the gate marks

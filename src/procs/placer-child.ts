@@ -29,7 +29,7 @@ import type { Rule } from '../config/schema.js';
 import { toAwgError } from '../errors.js';
 import { compileRules } from '../model/match.js';
 import { linuxIdentityLookup } from './identity.js';
-import { ProcessPlacer, type PlacerOptions } from './placer.js';
+import { ProcessPlacer, type PlacerOptions, type PlacerStats } from './placer.js';
 import { ProcConnector, connectorFdFromEnv, type ProcEvent } from './connector.js';
 import { ExecGate, type GateFiles, type GateGroup, type GateStats } from './gate.js';
 import { parseMountinfo, planGateMarks } from './gate-marks.js';
@@ -43,6 +43,14 @@ import {
   type PlacerMount,
   type ToPlacer,
 } from './placer-protocol.js';
+import {
+  REPORT_EVERY_MS,
+  placementErrorCounts,
+  placementErrorReports,
+  type PlacementErrorCounts,
+  type PlacementErrorKind,
+  type PlacerFailures,
+} from './placement-errors.js';
 
 /** add every counter of `from` into `into` (counters of a placer or gate that was replaced) */
 function addCounts<T extends object>(into: T, from: T): void {
@@ -74,6 +82,8 @@ export interface PlacerChildDeps {
   gateDeadlineMs?: number;
   /** reads of the files behind gate events (tests) */
   gateFiles?: GateFiles;
+  /** wall clock in ms (tests; default Date.now): how often a placement error kind is reported */
+  now?: () => number;
 }
 
 type Connector = ReturnType<PlacerChildDeps['openConnector']> & { drain?: ProcConnector['drain'] };
@@ -333,6 +343,7 @@ export class PlacerChild {
       connector: { received: c?.received ?? 0, overruns: c?.overruns ?? 0 },
       ...(this.gate || this.retiredGate.events ? { gate: this.gateStats() } : {}),
     };
+    this.reportErrors(st, body.gate);
     const sig = JSON.stringify(body);
     if (id === undefined && sig === this.lastSent) return;
     this.lastSent = sig;
@@ -345,6 +356,29 @@ export class PlacerChild {
   }
 
   private retired = zeroStats();
+  private reported: PlacementErrorCounts = placementErrorCounts(zeroStats());
+  private readonly failures: PlacerFailures = {};
+
+  private readonly reportedAt = new Map<PlacementErrorKind, number>();
+
+  /**
+   * one `error` per placement error kind that counted since its last report, at most once per
+   * REPORT_EVERY_MS (placement-errors.ts); the counts in status are always current
+   */
+  private reportErrors(st: PlacerStats, gate: GateStats | undefined): void {
+    Object.assign(this.failures, this.placer?.failures);
+    const counts = placementErrorCounts(st, gate);
+    const t = (this.deps.now ?? Date.now)();
+    const due = (k: PlacementErrorKind) => {
+      const at = this.reportedAt.get(k);
+      return at === undefined || t - at >= REPORT_EVERY_MS;
+    };
+    for (const r of placementErrorReports(this.reported, counts, this.failures, due)) {
+      this.deps.send({ type: 'error', kind: r.kind, message: r.message });
+      this.reported[r.placement] = counts[r.placement];
+      this.reportedAt.set(r.placement, t);
+    }
+  }
 
   private gateStats(): GateStats {
     const s = { ...this.retiredGate };
@@ -363,6 +397,7 @@ export class PlacerChild {
   // keep retired counters when a placer is replaced (another cgroupRoot)
   private retire(p: ProcessPlacer): void {
     addCounts(this.retired, p.stats);
+    Object.assign(this.failures, p.failures);
   }
 }
 

@@ -12,7 +12,9 @@
  *   cgroupRoot or mount first sends every placed process back (rules []), then starts over.
  * - EOF on stdin: the child closes its cgroup fds and the connector and exits 0.
  * - Out: `ready` once (scheduling outcome), `stats` when counters change (at most once per
- *   interval) and on request, `error` for anything the daemon should report; `fatal: true`
+ *   interval) and on request, `error` for anything the daemon should report (placement
+ *   errors: one per kind that counted since its last report, at most once a minute,
+ *   placement-errors.ts); `fatal: true`
  *   means the child exits and a restart would fail the same way (e.g. `unsupported`);
  *   `placed` per exec placement only when traced (AWG_PLACER_TRACE=1, benchmarks).
  */

@@ -28,11 +28,13 @@
  *   the placer moved it during a scan, else to `<cgroupRoot>` (unmarked: default route).
  * - Failures are counted, never thrown: vanished (exited before its exe could be read),
  *   ESRCH (matched, exited before the write), a missing cgroup
- *   (not created yet: retried on the next event), other errnos.
+ *   (not created yet: retried on the next event), other errnos; the last missing cgroup and
+ *   the last failed write are kept (`failures`) for the child's error reports
+ *   (placement-errors.ts).
  */
 import { join } from 'node:path';
 import { sameSet } from '../util/canonical.js';
-import { E, O_CLOEXEC, O_WRONLY, close, open, write } from '../native/libc.js';
+import { E, O_CLOEXEC, O_WRONLY, close, errnoName, open, write } from '../native/libc.js';
 import {
   defaultRoute,
   effectiveRoute,
@@ -44,6 +46,7 @@ import {
   type TunnelUp,
 } from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
+import type { PlacerFailures } from './placement-errors.js';
 import type { ProcConnector, ProcEvent } from './connector.js';
 import {
   classifyCgroup,
@@ -185,6 +188,8 @@ export class ProcessPlacer {
     rescans: 0,
     gated: 0,
   };
+  /** the last missing cgroup and the last failed write (placement-errors.ts) */
+  readonly failures: PlacerFailures = {};
   private matcher: RuleMatcher;
   private readonly fds = new Map<string, number>();
   private readonly tree: Set<number>;
@@ -447,8 +452,10 @@ export class ProcessPlacer {
       if (fd === undefined) {
         const r = this.writer.open(path);
         if (r < 0) {
-          if (-r === E.ENOENT) this.stats.missingCgroup++;
-          else this.stats.errors++;
+          if (-r === E.ENOENT) {
+            this.stats.missingCgroup++;
+            this.failures.missingCgroup = { cgroup: path };
+          } else this.writeFailed(path, -r);
           return false;
         }
         fd = r;
@@ -467,12 +474,17 @@ export class ProcessPlacer {
       this.writer.close(fd);
       this.fds.delete(path);
       if (-w !== E.ENODEV && -w !== E.ENOENT) {
-        this.stats.errors++;
+        this.writeFailed(path, -w);
         return false;
       }
+      if (attempt === 1) this.writeFailed(path, -w);
     }
-    this.stats.errors++;
     return false;
+  }
+
+  private writeFailed(cgroup: string, errno: number): void {
+    this.stats.errors++;
+    this.failures.writeFailed = { cgroup, errno: errnoName(errno) };
   }
 
   /**

@@ -1,11 +1,23 @@
 /**
  * `awg doctor` against a real kernel: in a namespace of its own, a wireguard-go link (a TUN
  * not ours) holding a default route in wg-quick's table with wg-quick's fwmark rule, and
- * another VPN's nft table. Doctor names all three and exits 2; with them gone it exits 0.
+ * another VPN's nft table. Doctor names all three and exits 2 (routes and rules read over
+ * netlink: an `ip` that cannot list them changes nothing); with them gone it exits 0.
  * Read-only: the namespace is unchanged afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, show, type AwgEnv } from '../helpers/awg.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  fakeTool,
+  makeAwgEnv,
+  show,
+  which,
+  type AwgEnv,
+} from '../helpers/awg.js';
 import {
   createNetns,
   destroyNetns,
@@ -84,6 +96,23 @@ describe.skipIf(skip)('awg doctor in a namespace (real kernel)', () => {
     expect(text.code).toBe(2);
     expect(text.stdout).toMatch(new RegExp(`^error {3}foreign-default-route ${WG}: `, 'm'));
     expect(text.stdout).toMatch(/^ {8}fix: take that tunnel down/m);
+  });
+
+  it('reads routes and rules over netlink in its own process: an `ip` that cannot list them changes nothing', async () => {
+    const bin = join(e!.dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    fakeTool(
+      bin,
+      'ip',
+      `for a in "$@"; do case "$a" in route|rule) echo "ip: injected failure" >&2; exit 1;; esac; done\nexec ${which('ip')} "$@"`,
+    );
+    const r = await awg(ns, e!, ['doctor', '--json', '--state-dir', e!.stateDir], {
+      pathPrepend: bin,
+    });
+    expect(r.code, show(r)).toBe(2);
+    const got = r.json<DoctorReport>().findings.map((f) => `${f.id} ${f.subject}`);
+    expect(got).toContain(`foreign-default-route ${WG}`);
+    expect(got).toContain('foreign-fwmark-rule rule 32764');
   });
 
   it('with the other tunnel and table gone: exit 0', async () => {

@@ -29,8 +29,16 @@ import {
   requireNetnsPrereqs,
   sweepStaleNetns,
 } from '../helpers/netns.js';
+import { runProgram } from '../helpers/procs.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
+
+/**
+ * the programs the rules match, named for this run (runProgram): never a real program of the
+ * host (apt, firefox…) that a placer could move
+ */
+const APT = runProgram('awgt-apt');
+const TELEMETRY = runProgram('awgt-telemetry-agent');
 
 /** kill switch (LAN allowed), v6 blocked for tunnelled apps, one direct and one block rule */
 const KS_CONFIG = `version: 1
@@ -38,10 +46,10 @@ killSwitch: { enabled: true, allowLan: true }
 ipv6: block
 rules:
   - name: upd
-    match: { name: apt }
+    match: { name: ${APT} }
     target: direct
   - name: tele
-    match: { name: telemetry-agent }
+    match: { name: ${TELEMETRY} }
     target: block
 `;
 

@@ -30,18 +30,28 @@ import {
   sweepStaleNetns,
   vethPair,
 } from '../helpers/netns.js';
+import { runProgram } from '../helpers/procs.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl', 'setpriv']);
+
+/**
+ * the programs the rules match, named for this run (runProgram): never a real program of the
+ * host (apt, firefox…) that a placer could move
+ */
+const APT = runProgram('awgt-apt');
+const FIREFOX = runProgram('awgt-firefox');
+const TELEMETRY = runProgram('awgt-telemetry-agent');
+const CURL = runProgram('awgt-curl');
 
 /** rules without tunnels, kill switch off: a failure must roll back completely */
 const RULES_CONFIG = `version: 1
 ipv6: block
 rules:
   - name: upd
-    match: { name: apt }
+    match: { name: ${APT} }
     target: direct
   - name: tele
-    match: { name: telemetry-agent }
+    match: { name: ${TELEMETRY} }
     target: block
 `;
 
@@ -64,7 +74,7 @@ tunnels:
       - publicKey: "${peer.publicKey}"
         endpoint: 10.200.9.2:51820
         allowedIPs: [10.200.60.0/24, 10.200.61.0/24]
-${opts.rules ? 'rules:\n  - name: ff\n    match: { name: firefox }\n    target: vpn\n' : ''}killSwitch: ${opts.killSwitch ? '{ enabled: true, allowLan: false }' : 'off'}
+${opts.rules ? `rules:\n  - name: ff\n    match: { name: ${FIREFOX} }\n    target: vpn\n` : ''}killSwitch: ${opts.killSwitch ? '{ enabled: true, allowLan: false }' : 'off'}
 `;
 }
 
@@ -298,7 +308,7 @@ describe.skipIf(skip)('e2e: rollback of many routes', () => {
     const cfg = writeConfig(
       e,
       'many.yaml',
-      `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${me.privateKey}"\n    addresses: [10.200.50.2/32]\n    peers:\n      - publicKey: "${peer.publicKey}"\n        endpoint: 10.200.9.2:51820\n        allowedIPs:\n${prefixes}\nrules:\n  - name: ff\n    match: { name: firefox }\n    target: vpn\n`,
+      `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${me.privateKey}"\n    addresses: [10.200.50.2/32]\n    peers:\n      - publicKey: "${peer.publicKey}"\n        endpoint: 10.200.9.2:51820\n        allowedIPs:\n${prefixes}\nrules:\n  - name: ff\n    match: { name: ${FIREFOX} }\n    target: vpn\n`,
     );
     const ip = which('ip');
     // fail the first `ip rule add` (after the route batch went in)
@@ -349,7 +359,7 @@ describe.skipIf(skip)('e2e: invalid config changes nothing', () => {
     },
     {
       name: 'rule target that does not exist',
-      yaml: 'version: 1\nrules:\n  - match: { name: curl }\n    target: nowhere\n',
+      yaml: `version: 1\nrules:\n  - match: { name: ${CURL} }\n    target: nowhere\n`,
       where: /bad\.yaml:4:\d+: rules\[0\]\.target/,
     },
   ];

@@ -39,8 +39,16 @@ import {
   sweepStaleNetns,
   vethPair,
 } from '../helpers/netns.js';
+import { runProgram } from '../helpers/procs.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl', 'unshare', 'mount']);
+
+/**
+ * the programs the rules match, named for this run (runProgram): never a real program of the
+ * host (apt, firefox…) that a placer could move
+ */
+const APT = runProgram('awgt-apt');
+const FIREFOX = runProgram('awgt-firefox');
 
 const TABLE = 52008; // slot 8 of the 0x0f000000 mask: mark 0x08000000
 const MARK = 0x08000000;
@@ -61,10 +69,10 @@ tunnels:
         allowedIPs: [10.200.60.0/24, 10.200.61.0/24]
 rules:
   - name: ff
-    match: { name: firefox }
+    match: { name: ${FIREFOX} }
     target: vpn
   - name: upd
-    match: { name: apt }
+    match: { name: ${APT} }
     target: direct
 default: vpn
 dns: { system: default-tunnel }

@@ -194,6 +194,7 @@ default: direct
         modeReason?: string;
         gateMarks?: string[];
         errors: number;
+        errorsByKind?: Record<string, number>;
       };
     }>();
 
@@ -253,6 +254,13 @@ default: direct
     expect(witness, 'the unmatched witness went direct and was captured').toBeGreaterThanOrEqual(1);
     const st = (await status()).placement!;
     expect(st.errors).toBe(0);
+    // the errors by kind come through the daemon's API (the total is their sum)
+    expect(st.errorsByKind).toEqual({
+      missingCgroup: 0,
+      writeFailed: 0,
+      gateLate: 0,
+      gateFailed: 0,
+    });
   }, 300_000);
 
   it(`an unmatched program on the marked file system waits less than ${UNMATCHED_BOUND_MS} ms on each of 200 execs`, () => {

@@ -28,13 +28,21 @@ import {
   sweepStaleNetns,
   vethPair,
 } from '../helpers/netns.js';
+import { runProgram } from '../helpers/procs.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
+
+/**
+ * the programs the rules match, named for this run (runProgram): never a real program of the
+ * host (apt, firefox…) that a placer could move
+ */
+const APT = runProgram('awgt-apt');
+const FIREFOX = runProgram('awgt-firefox');
 
 const DIRECT_CONFIG = `version: 1
 rules:
   - name: upd
-    match: { name: apt }
+    match: { name: ${APT} }
     target: direct
 `;
 
@@ -53,7 +61,7 @@ tunnels:
         allowedIPs: [10.200.60.0/24]
 rules:
   - name: ff
-    match: { name: firefox }
+    match: { name: ${FIREFOX} }
     target: vpn
 `;
 }

@@ -36,8 +36,16 @@ import {
   vethPair,
 } from '../helpers/netns.js';
 import { converged, startUp } from './daemon-support.js';
+import { runProgram } from '../helpers/procs.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
+
+/**
+ * the programs the rules match, named for this run (runProgram): never a real program of the
+ * host (apt, firefox…) that a placer could move
+ */
+const APT = runProgram('awgt-apt');
+const FIREFOX = runProgram('awgt-firefox');
 
 /** a tunnel, rules, DNS, the kill switch, and a routing band away from the defaults */
 function tunnelConfig(): string {
@@ -56,7 +64,7 @@ tunnels:
         allowedIPs: [10.200.60.0/24]
 rules:
   - name: ff
-    match: { name: firefox }
+    match: { name: ${FIREFOX} }
     target: vpn
 default: vpn
 dns: { system: default-tunnel }
@@ -160,7 +168,7 @@ describe.skipIf(skip)(
       const cfg = writeConfig(
         e,
         'ks.yaml',
-        'version: 1\nkillSwitch: { enabled: false }\nrules:\n  - name: upd\n    match: { name: apt }\n    target: direct\n',
+        `version: 1\nkillSwitch: { enabled: false }\nrules:\n  - name: upd\n    match: { name: ${APT} }\n    target: direct\n`,
       );
       mkdirSync(e.stateDir, { recursive: true });
       writeFileSync(join(e.stateDir, 'applied.json'), '{"configFile": "/etc/awg/awg.yaml", "clai');
@@ -208,7 +216,7 @@ describe.skipIf(skip)('hostile children: a hanging command is killed after its t
     const cfg = writeConfig(
       e,
       'rules.yaml',
-      'version: 1\nrules:\n  - name: upd\n    match: { name: apt }\n    target: direct\n',
+      `version: 1\nrules:\n  - name: upd\n    match: { name: ${APT} }\n    target: direct\n`,
     );
     const r = await awg(ns, e, ['apply', '-f', cfg], {
       pathPrepend: bin,

@@ -38,8 +38,16 @@ import {
   sweepStaleNetns,
   vethPair,
 } from '../helpers/netns.js';
+import { runProgram } from '../helpers/procs.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl', 'unshare', 'mount']);
+
+/**
+ * the programs the rules match, named for this run (runProgram): never a real program of the
+ * host (apt, firefox…) that a placer could move
+ */
+const APT = runProgram('awgt-apt');
+const FIREFOX = runProgram('awgt-firefox');
 
 /** hides $1 (an empty file) over /etc/protocols and /etc/services, $2 (an empty dir) over /etc/iproute2, then runs the rest */
 const HIDE = `e=$1; d=$2; shift 2
@@ -65,7 +73,7 @@ tunnels:
         allowedIPs: [10.200.60.0/24]
 rules:
   - name: ff
-    match: { name: firefox }
+    match: { name: ${FIREFOX} }
     target: vpn
 default: vpn
 dns: { leakProtection: true }
@@ -169,7 +177,7 @@ exec ${nft} "$@"`,
     const cfg = writeConfig(
       e,
       'ks.yaml',
-      'version: 1\nkillSwitch: { enabled: true, allowLan: true }\nrules:\n  - name: upd\n    match: { name: apt }\n    target: direct\n',
+      `version: 1\nkillSwitch: { enabled: true, allowLan: true }\nrules:\n  - name: upd\n    match: { name: ${APT} }\n    target: direct\n`,
     );
     const a = await awg(ns, e, ['apply', '-f', cfg], { pathPrepend: bin });
     expect(a.code, show(a)).toBe(7);

@@ -17,6 +17,7 @@ import { readDirectTraffic } from '../../daemon/traffic.js';
 import { contentCount, readContents } from '../../resources/firewall/set-contents.js';
 import { listStatusLines } from '../render-lists.js';
 import { safeLine } from '../../util/sanitize.js';
+import { errorKindsText } from '../../procs/placement-errors.js';
 import type { ObservationRecord } from '../../pipeline/observation.js';
 import {
   follow,
@@ -313,8 +314,9 @@ function statusLines(s: StatusResponse): string[] {
         : p.mode === 'best-effort'
           ? `, best-effort (${p.modeReason ?? 'no exec gate'})`
           : '';
+    const kinds = p.errorsByKind ? errorKindsText(p.errorsByKind) : '';
     out.push(
-      `placement: ${p.state}${p.reason ? ` (${p.reason})` : ''}${mode}${p.state === 'active' ? `, ${p.placed} placed of ${p.execs} execs, ${p.errors} errors` : ''}`,
+      `placement: ${p.state}${p.reason ? ` (${p.reason})` : ''}${mode}${p.state === 'active' ? `, ${p.placed} placed of ${p.execs} execs, ${p.errors} errors${kinds ? ` (${kinds})` : ''}` : ''}`,
     );
   }
   // macOS counts the flow router's connections and their payload, not packets (RuleCounter)

@@ -301,6 +301,7 @@ function placementToWire(p: PlacementStatus): Placement__Output {
     execs: p.execs,
     placed: p.placed,
     errors: p.errors,
+    ...(p.errorsByKind ? { errorsByKind: { ...p.errorsByKind } } : {}),
     ...opt('mode', p.mode),
     ...opt('modeReason', p.modeReason),
     gateMarks: [...(p.gateMarks ?? [])],
@@ -315,6 +316,16 @@ function placementFromWire(p: Placement__Output): PlacementStatus {
     execs: p.execs,
     placed: p.placed,
     errors: p.errors,
+    ...(p.errorsByKind
+      ? {
+          errorsByKind: {
+            missingCgroup: Number(p.errorsByKind.missingCgroup),
+            writeFailed: Number(p.errorsByKind.writeFailed),
+            gateLate: Number(p.errorsByKind.gateLate),
+            gateFailed: Number(p.errorsByKind.gateFailed),
+          },
+        }
+      : {}),
     ...opt('mode', mode),
     ...opt('modeReason', p.modeReason),
     ...(p.gateMarks?.length ? { gateMarks: [...p.gateMarks] } : {}),

@@ -1,6 +1,8 @@
 /**
- * What `awg doctor` observes of a Linux host (model/doctor.ts judges it): links, default routes
- * and rules (`ip -j`, the drivers' reads), nft tables and chains (`nft -j`), systemd units
+ * What `awg doctor` observes of a Linux host (model/doctor.ts judges it): links (`ip -j`),
+ * default routes and rules (over rtnetlink in this process when the Exec runs on this host,
+ * route/probe-netlink.ts, as the route and rule drivers read them; else `ip -j`, the drivers'
+ * reads through another Exec), nft tables and chains (`nft -j`), systemd units
  * (`systemctl show`, the *.wants directories for enabled template instances), NetworkManager
  * (`nmcli -t`, `NetworkManager --print-config`) and /etc/resolv.conf. Read-only; a part that
  * cannot be read is left out (the analysis says which checks it skipped). Parsers are pure
@@ -19,6 +21,7 @@ import type {
 import { isDefaultDst } from '../../model/doctor.js';
 import type { Exec } from '../../util/exec.js';
 import { LINK_READ, routeRead, ruleRead } from '../reads.js';
+import type { RoutingReader } from '../route/probe-netlink.js';
 
 export interface DoctorGatherOptions {
   exec: Pick<Exec, 'read'>;
@@ -28,6 +31,11 @@ export interface DoctorGatherOptions {
   root?: string;
   /** /run/systemd/system exists: systemd is PID 1 (default: looked up under root) */
   systemdBooted?: boolean;
+  /**
+   * where routes and rules are read over netlink (tests); default: a reader of its own when
+   * `exec` runs on this host (closed after), else `ip` through `exec`
+   */
+  reader?: RoutingReader;
 }
 
 const AWG_UNITS = [
@@ -45,12 +53,9 @@ export async function gatherLinux(o: DoctorGatherOptions): Promise<DoctorObserva
     const r = await o.exec.read(cmd, [...args], { allowFail: true }).catch(() => undefined);
     return r?.code === 0 ? r.stdout : undefined;
   };
-  const [links, r4, r6, u4, u6, tables, chains] = await Promise.all([
+  const [links, routing, tables, chains] = await Promise.all([
     read(...LINK_READ),
-    read(...routeRead(4)),
-    read(...routeRead(6)),
-    read(...ruleRead(4)),
-    read(...ruleRead(6)),
+    readRouting(o, read),
     read('nft', ['-j', 'list', 'tables']),
     read('nft', ['-j', 'list', 'chains']),
   ]);
@@ -63,11 +68,7 @@ export async function gatherLinux(o: DoctorGatherOptions): Promise<DoctorObserva
   const text = await readFile(resolvConf, 'utf8').catch(() => '');
   return {
     links: links ? parseLinks(links) : [],
-    defaultRoutes: [
-      ...(r4 ? parseDefaultRoutes(r4, 4) : []),
-      ...(r6 ? parseDefaultRoutes(r6, 6) : []),
-    ],
-    rules: [...(u4 ? parseRules(u4, 4) : []), ...(u6 ? parseRules(u6, 6) : [])],
+    ...routing,
     ...(tables !== undefined ? { nft: parseNftTables(tables, chains ?? '{}') } : {}),
     ...(systemd ? { systemd } : {}),
     ...(nm ? { nm } : {}),
@@ -79,6 +80,64 @@ export async function gatherLinux(o: DoctorGatherOptions): Promise<DoctorObserva
 }
 
 type Read = (cmd: string, args: readonly string[]) => Promise<string | undefined>;
+type Rows = Record<string, unknown>[];
+
+/**
+ * Every table's default routes and every rule of both families: over netlink (the rows
+ * `ip -j -N` prints, route/probe-netlink.ts) when there is a reader, else by `ip`. A family
+ * whose read fails is left out.
+ */
+async function readRouting(
+  o: DoctorGatherOptions,
+  read: Read,
+): Promise<Pick<DoctorObservation, 'defaultRoutes' | 'rules'>> {
+  const own = o.reader ? undefined : await ownReader(o.exec);
+  const reader = o.reader ?? own;
+  const families = [4, 6] as const;
+  try {
+    const [routes, rules] = reader
+      ? [
+          families.map((f) => attempt(() => ipTableRows(reader.tableRoutesJson(f, () => true)))),
+          families.map((f) => attempt(() => reader.ruleRowsJson(f))),
+        ]
+      : await Promise.all([
+          Promise.all(families.map(async (f) => jsonRows(await read(...routeRead(f))))),
+          Promise.all(families.map(async (f) => jsonRows(await read(...ruleRead(f))))),
+        ]);
+    return {
+      defaultRoutes: families.flatMap((f, i) => defaultRoutesOf(routes[i] ?? [], f)),
+      rules: families.flatMap((f, i) => rulesOf(rules[i] ?? [], f)),
+    };
+  } finally {
+    own?.close();
+  }
+}
+
+async function ownReader(exec: Pick<Exec, 'read'>): Promise<RoutingReader | undefined> {
+  try {
+    return (await import('../route/probe-netlink.js')).routingReader(exec);
+  } catch {
+    return undefined;
+  }
+}
+
+function attempt<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
+}
+
+const jsonRows = (json: string | undefined): Rows | undefined =>
+  json === undefined ? undefined : (JSON.parse(json) as Rows);
+
+/** `ip route show table all` names no table for main's routes (the reader's rows name 254) */
+const ipTableRows = (rows: readonly object[]): Rows =>
+  rows.map((r) => {
+    const { table, ...rest } = r as Record<string, unknown>;
+    return table === '254' ? rest : { ...rest, table };
+  });
 
 async function gatherSystemd(read: Read, root: string): Promise<DoctorObservation['systemd']> {
   const props = ['--property=Id,ActiveState,UnitFileState'];
@@ -165,8 +224,12 @@ export function parseLinks(json: string): ObservedLink[] {
   );
 }
 
-export function parseDefaultRoutes(json: string, family: 4 | 6): ObservedRoute[] {
-  const rows = JSON.parse(json) as {
+export const parseDefaultRoutes = (json: string, family: 4 | 6): ObservedRoute[] =>
+  defaultRoutesOf(JSON.parse(json) as Rows, family);
+
+/** the default routes of `ip -j -N route show table all`'s rows */
+export function defaultRoutesOf(json: Rows, family: 4 | 6): ObservedRoute[] {
+  const rows = json as {
     dst?: string;
     dev?: string;
     table?: string | number;
@@ -186,8 +249,12 @@ export function parseDefaultRoutes(json: string, family: 4 | 6): ObservedRoute[]
   );
 }
 
-export function parseRules(json: string, family: 4 | 6): ObservedRule[] {
-  const rows = JSON.parse(json) as {
+export const parseRules = (json: string, family: 4 | 6): ObservedRule[] =>
+  rulesOf(JSON.parse(json) as Rows, family);
+
+/** the rules of `ip -j -N rule show`'s rows */
+export function rulesOf(json: Rows, family: 4 | 6): ObservedRule[] {
+  const rows = json as {
     priority?: number;
     fwmark?: string;
     not?: null | boolean;

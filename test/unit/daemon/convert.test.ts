@@ -194,6 +194,13 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
         modeReason: 'exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)',
       },
       { state: 'active', execs: 0, placed: 0, errors: 0 },
+      {
+        state: 'active',
+        execs: 9,
+        placed: 3,
+        errors: 5,
+        errorsByKind: { missingCgroup: 2, writeFailed: 0, gateLate: 3, gateFailed: 0 },
+      },
     ] as StatusResponse['placement'][]) {
       const s = { ...sampleStatus(), placement };
       expect(statusFromWire(wire('Status', 'response', statusToWire(s)))).toEqual(s);
@@ -202,7 +209,9 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
           ? 'placement: active, gated (exec gate on /, /opt), 3 placed of 9 execs, 0 errors'
           : placement!.mode
             ? 'placement: active, best-effort (exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)), 3 placed'
-            : 'placement: active, 0 placed of 0 execs',
+            : placement!.errorsByKind
+              ? 'placement: active, 3 placed of 9 execs, 5 errors (missing cgroup 2, gate late 3)\n'
+              : 'placement: active, 0 placed of 0 execs',
       );
     }
     // a handshake age of 0 is not "never"

@@ -160,7 +160,8 @@ describe('Prometheus metrics', () => {
         state: 'active',
         execs: 900,
         placed: 12,
-        errors: 0,
+        errors: 3,
+        errorsByKind: { missingCgroup: 1, writeFailed: 2, gateLate: 0, gateFailed: 0 },
         mode: 'gated',
         gateMarks: ['/'],
       },
@@ -216,7 +217,7 @@ describe('Prometheus metrics', () => {
     const types = new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!]));
     const totals = [...types].filter(([n]) => n.endsWith('_total'));
     expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
-    expect(totals.length).toBe(22);
+    expect(totals.length).toBe(23);
     expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual(
       [],
     );
@@ -232,6 +233,15 @@ describe('Prometheus metrics', () => {
     );
     expect(line(t, 'awg_placement_placed_total ')).toBe('awg_placement_placed_total 12');
     expect(line(t, 'awg_placement_execs_total ')).toBe('awg_placement_execs_total 900');
+    expect(line(t, 'awg_placement_errors_total{kind="missingCgroup"}')).toBe(
+      'awg_placement_errors_total{kind="missingCgroup"} 1',
+    );
+    expect(line(t, 'awg_placement_errors_total{kind="writeFailed"}')).toBe(
+      'awg_placement_errors_total{kind="writeFailed"} 2',
+    );
+    expect(line(t, 'awg_placement_errors_total{kind="gateLate"}')).toBe(
+      'awg_placement_errors_total{kind="gateLate"} 0',
+    );
     expect(line(t, 'awg_dns_queries_total ')).toBe('awg_dns_queries_total 31');
     expect(line(t, 'awg_dns_learned_elements ')).toBe('awg_dns_learned_elements 6');
     expect(line(t, 'awg_placement_mode{mode="gated"}')).toBe('awg_placement_mode{mode="gated"} 1');

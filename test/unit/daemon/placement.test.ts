@@ -9,7 +9,12 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Rule } from '../../../src/config/schema.js';
 import { NOTHING_TO_PLACE, PlacementSupervisor } from '../../../src/daemon/placement.js';
-import { LineDecoder, type ToPlacer } from '../../../src/procs/placer-protocol.js';
+import {
+  LineDecoder,
+  encode,
+  zeroStats,
+  type ToPlacer,
+} from '../../../src/procs/placer-protocol.js';
 import type { PlacerChildProcess } from '../../../src/procs/placer-process.js';
 
 class Child extends EventEmitter implements PlacerChildProcess {
@@ -98,6 +103,43 @@ describe('PlacementSupervisor', () => {
       placed: 0,
       errors: 0,
     });
+  });
+
+  it("counts errors by kind (the total stays their sum); the child's placement error reports reach the events with their kind", async () => {
+    const child = new Child();
+    const errors: string[] = [];
+    const sup = new PlacementSupervisor({
+      placement: { connectorFd: 99, spawn: () => child },
+      env: {},
+      onError: (k, m) => errors.push(`${k}: ${m}`),
+    });
+    sup.sync([rule({ name: 'a', match: { dir: '/opt/a' }, target: 'vpn' })], 'awg', new Set());
+    await tick();
+    const gate = { events: 9, execs: 9, placed: 5, late: 3, errors: 4, overflows: 0, denied: 0 };
+    const stats = { ...zeroStats(), execs: 20, placed: 6, missingCgroup: 1, errors: 2, esrch: 7 };
+    child.stdout.write(
+      encode({ type: 'stats', ...stats, connector: { received: 0, overruns: 0 }, rssKb: 1, gate }),
+    );
+    child.stdout.write(
+      encode({
+        type: 'error',
+        kind: 'permission',
+        message:
+          'placement error writeFailed (2 more, 2 in all): moving a process into awg/a failed: EACCES',
+      }),
+    );
+    await tick();
+    expect(sup.status()).toMatchObject({
+      state: 'active',
+      execs: 20,
+      placed: 6,
+      errors: 10,
+      errorsByKind: { missingCgroup: 1, writeFailed: 2, gateLate: 3, gateFailed: 4 },
+    });
+    expect(errors).toEqual([
+      'permission: process watcher: placer process: placement error writeFailed (2 more, 2 in all): moving a process into awg/a failed: EACCES',
+    ]);
+    await sup.close();
   });
 
   it('no /proc/self/mountinfo (ENOENT) is `unsupported` placement, reported once, never thrown', () => {

@@ -139,7 +139,7 @@ class FakeSystem implements ProcFs, CgroupWriter {
   procs = new Map<number, { ppid: number; exe: string; cgroup: string }>();
   private handles = new Map<number, string>();
   private next = 10;
-  constructor(private readonly cgroups: Set<string>) {}
+  constructor(readonly cgroups: Set<string>) {}
   pids = () => [...this.procs.keys()];
   exe = (pid: number) => this.procs.get(pid)?.exe;
   comm = () => 'x';
@@ -161,7 +161,9 @@ class FakeSystem implements ProcFs, CgroupWriter {
   }
 }
 
-function childSetup(gate?: Partial<Pick<PlacerChildDeps, 'gate' | 'gateOff' | 'gateFiles'>>) {
+function childSetup(
+  gate?: Partial<Pick<PlacerChildDeps, 'gate' | 'gateOff' | 'gateFiles' | 'now'>>,
+) {
   const sys = new FakeSystem(
     new Set(['user.slice', 'awg', 'awg/work', 'awg/ff', 'awg/ff2', 'other', 'other/work']),
   );
@@ -237,6 +239,53 @@ describe('placer child message loop', () => {
     t.child.sendStats();
     expect(t.sent.filter((m) => m.type === 'stats')).toHaveLength(2);
     expect(t.lastStats().placed).toBe(1);
+  });
+
+  it('placement errors are reported per kind that counted, naming the kind, each kind at most once a minute', () => {
+    let clock = 1_000_000;
+    const t = childSetup({ now: () => clock });
+    t.config([WORK, FF]);
+    const errors = () =>
+      t.sent.filter((m) => m.type === 'error') as Extract<FromPlacer, { type: 'error' }>[];
+    t.child.sendStats();
+    expect(errors()).toEqual([]);
+    const write = t.sys.write.bind(t.sys);
+    t.sys.write = () => -E.EACCES;
+    t.exec(600, '/opt/work/x');
+    t.exec(601, '/opt/work/y');
+    t.sys.write = write;
+    t.sys.cgroups.delete('awg/ff');
+    t.exec(602, '/usr/bin/firefox');
+    t.child.sendStats();
+    expect(errors()).toEqual([
+      {
+        type: 'error',
+        kind: 'driver',
+        message:
+          "placement error missingCgroup (1 more, 1 in all): not placed, the rule's cgroup awg/ff does not exist (yet)",
+      },
+      {
+        type: 'error',
+        kind: 'permission',
+        message:
+          'placement error writeFailed (2 more, 2 in all): moving a process into awg/work failed: EACCES',
+      },
+    ]);
+    expect(t.lastStats()).toMatchObject({ errors: 2, missingCgroup: 1 });
+    // nothing new: no report
+    t.child.sendStats();
+    t.child.handleLine('{"type":"stats","id":3}');
+    expect(errors()).toHaveLength(2);
+    // counting on within the minute: status has it, the next report waits
+    t.exec(603, '/usr/bin/firefox');
+    t.exec(604, '/usr/bin/firefox');
+    t.child.sendStats();
+    expect(errors()).toHaveLength(2);
+    expect(t.lastStats()).toMatchObject({ missingCgroup: 3 });
+    clock += 60_000;
+    t.child.sendStats();
+    expect(errors()).toHaveLength(3);
+    expect(errors()[2]!.message).toMatch(/^placement error missingCgroup \(2 more, 3 in all\)/);
   });
 
   it('another cgroup root: processes leave the old one first, counters keep counting', () => {

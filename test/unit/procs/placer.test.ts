@@ -166,9 +166,26 @@ describe('ProcessPlacer on EXEC events', () => {
     sys.cgroups.delete(`${ROOT}/work`);
     placer.handleEvents([exec(81)]);
     expect(placer.stats.missingCgroup).toBe(1);
+    expect(placer.failures).toEqual({ missingCgroup: { cgroup: `${ROOT}/work` } });
     sys.cgroups.add(`${ROOT}/work`);
     placer.handleEvents([exec(81)]);
     expect(sys.writes).toEqual([[`${ROOT}/work`, 81]]);
+  });
+
+  it('a failed write is counted apart from a missing cgroup, with its errno and cgroup', () => {
+    const { sys, placer } = setup();
+    sys.add(82, { ppid: 1, exe: '/opt/work/x', cgroup: '/' });
+    const writer = sys.write.bind(sys);
+    sys.write = () => -E.EACCES;
+    placer.handleEvents([exec(82)]);
+    // the cgroup removed under its open fd twice in a row: a failure, not a missing cgroup
+    sys.write = () => -E.ENODEV;
+    placer.handleEvents([exec(82)]);
+    expect(placer.stats).toMatchObject({ errors: 2, missingCgroup: 0, placed: 0 });
+    expect(placer.failures).toEqual({ writeFailed: { cgroup: `${ROOT}/work`, errno: 'ENODEV' } });
+    sys.write = writer;
+    placer.handleEvents([exec(82)]);
+    expect(placer.stats).toMatchObject({ errors: 2, placed: 1 });
   });
 
   it('new rules: the descriptors of cgroups no rule uses any more are closed (a removed rule’s, the root a rescan wrote to)', () => {

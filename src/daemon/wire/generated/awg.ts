@@ -168,6 +168,10 @@ import type {
   Placement as _awg_v1_Placement,
   Placement__Output as _awg_v1_Placement__Output,
 } from './awg/v1/Placement.js';
+import type {
+  PlacementErrors as _awg_v1_PlacementErrors,
+  PlacementErrors__Output as _awg_v1_PlacementErrors__Output,
+} from './awg/v1/PlacementErrors.js';
 import type { Plan as _awg_v1_Plan, Plan__Output as _awg_v1_Plan__Output } from './awg/v1/Plan.js';
 import type {
   PlanList as _awg_v1_PlanList,
@@ -398,6 +402,10 @@ export interface ProtoGrpcType {
       >;
       Peer: MessageTypeDefinition<_awg_v1_Peer, _awg_v1_Peer__Output>;
       Placement: MessageTypeDefinition<_awg_v1_Placement, _awg_v1_Placement__Output>;
+      PlacementErrors: MessageTypeDefinition<
+        _awg_v1_PlacementErrors,
+        _awg_v1_PlacementErrors__Output
+      >;
       Plan: MessageTypeDefinition<_awg_v1_Plan, _awg_v1_Plan__Output>;
       PlanList: MessageTypeDefinition<_awg_v1_PlanList, _awg_v1_PlanList__Output>;
       ProbeState: MessageTypeDefinition<_awg_v1_ProbeState, _awg_v1_ProbeState__Output>;

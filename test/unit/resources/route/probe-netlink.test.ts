@@ -6,20 +6,8 @@
  * same namespace at the same moment, and the facts and observations read from them are those
  * read from that JSON.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  NLM_F_DUMP,
-  RTM_GETLINK,
-  RTM_GETROUTE,
-  parseMessages,
-  type NlMessage,
-} from '../../../../src/native/rtnl.js';
-import { RTM_GETRULE } from '../../../../src/native/rtnl-routing.js';
-import {
-  RoutingReader,
-  type RoutingSocket,
-} from '../../../../src/resources/route/probe-netlink.js';
+import { fx, replaying } from './netlink-replay.js';
 import {
   defaultRouteOf,
   numberOrName,
@@ -30,46 +18,6 @@ import {
 import { unroutedOf, unroutedOfRows } from '../../../../src/resources/route/reach.js';
 import { parseRuleJson, parseRuleRows } from '../../../../src/resources/rule/parse.js';
 import { netlinkDefaultRoutes, netlinkRouting } from '../../../../src/resources/facts.js';
-
-const fx = (f: string) =>
-  readFileSync(new URL(`../../../fixtures/linux/route/netlink/${f}`, import.meta.url), 'utf8');
-const captured = (f: string): NlMessage[] =>
-  fx(`${f}.hex`)
-    .split('\n')
-    .filter(Boolean)
-    .flatMap((h) => parseMessages(Buffer.from(h, 'hex')));
-
-/** answers each dump with the captured replies of its kind and family; counts the requests */
-function replaying() {
-  const asked: string[] = [];
-  const replies = (msg: Buffer): NlMessage[] => {
-    const type = msg.readUInt16LE(4);
-    if (!(msg.readUInt16LE(6) & NLM_F_DUMP)) throw new Error('only dumps are replayed');
-    const v = msg.readUInt8(16) === 10 ? 'v6' : 'v4';
-    const what =
-      type === RTM_GETLINK
-        ? 'links'
-        : type === RTM_GETROUTE
-          ? `${v}-routes`
-          : type === RTM_GETRULE
-            ? `${v}-rules`
-            : '?';
-    asked.push(what);
-    return captured(what);
-  };
-  const sock: RoutingSocket = {
-    portid: 1,
-    nextSeq: () => 1,
-    request: (msg) => replies(msg),
-    dump: <T>(msg: Buffer, parse: (m: NlMessage) => T | undefined) =>
-      replies(msg).flatMap((m) => {
-        const v = parse(m);
-        return v === undefined ? [] : [v];
-      }),
-    close: () => {},
-  };
-  return { reader: new RoutingReader(sock), asked };
-}
 
 const json = (f: string): IpRouteJson[] & Record<string, unknown>[] => {
   const t = fx(f).trim();

@@ -148,6 +148,32 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
     );
   });
 
+  it('the handshake contexts, re-keyed without the cipher: nothing carries over from the call before (its key, AD, a failed open)', () => {
+    const want = (key: Buffer, nonce: Buffer, pt: Uint8Array, ad: Uint8Array) => {
+      const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+      if (ad.length) c.setAAD(ad, { plaintextLength: pt.length });
+      return Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]);
+    };
+    const k1 = randomBytes(32);
+    const k2 = randomBytes(32);
+    const n = randomBytes(12);
+    const pt = randomBytes(48);
+    const ad = randomBytes(32);
+    const sealed = evp!.sealAd(k1, n, pt, ad);
+    expect(sealed.equals(want(k1, n, pt, ad))).toBe(true);
+    // another key and no AD right after: neither the key nor the AD of the call before stays
+    expect(
+      evp!.sealAd(k2, n, pt, new Uint8Array(0)).equals(want(k2, n, pt, new Uint8Array(0))),
+    ).toBe(true);
+    // a failed open (wrong key), then the right one, then an empty message with AD
+    expect(evp!.openAd(k2, n, sealed, ad)).toBeNull();
+    expect(evp!.openAd(k1, n, sealed, ad)!.equals(pt)).toBe(true);
+    const empty = evp!.sealAd(k2, n, new Uint8Array(0), ad);
+    expect(empty.equals(want(k2, n, new Uint8Array(0), ad))).toBe(true);
+    expect(evp!.openAd(k2, n, empty, ad)!.length).toBe(0);
+    expect(evp!.openAd(k1, n, empty, ad)).toBeNull();
+  });
+
   it('AWG_AEAD=node switches it off', () => {
     expect(evpAead({ AWG_AEAD: 'node' })).toBeUndefined();
   });

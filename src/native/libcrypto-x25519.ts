@@ -11,8 +11,7 @@
  * two private keys (consuming a response: ee and se). Measurements: bench/RESULTS.md,
  * section "The first ping of 3.1, second round".
  */
-import type { Lib } from './libcrypto.js';
-import { bindOnce, unlessNode } from './libcrypto.js';
+import { type Lib, bindOnce, unlessNode } from './libcrypto.js';
 import { paramBlock } from './libcrypto-blake2s.js';
 
 export interface EvpX25519 {

@@ -123,16 +123,26 @@ const aead = bindOnce((): EvpAead | null => {
   let decOnce: unknown = null;
   const once = (encrypt: boolean, key: Uint8Array, nonce12: Uint8Array): unknown => {
     let ctx = encrypt ? encOnce : decOnce;
+    // the cipher only when the context is new; after that key and nonce alone, as the
+    // transport path re-keys its contexts: `EVP_chacha20_poly1305()` is a legacy cipher, and
+    // an init that passes it fetches the provider's implementation by name and rebuilds the
+    // context's state each time (two of these per first ping, on its path)
+    let cipher: unknown = null;
     if (!ctx) {
       ctx = f.ctxNew();
       if (!ctx) throw new Error('EVP_CIPHER_CTX_new failed');
-      if (encrypt) encOnce = ctx;
-      else decOnce = ctx;
+      cipher = type;
     }
     const ok = encrypt
-      ? f.encInit(ctx, type, null, key, nonce12)
-      : f.decInit(ctx, type, null, key, nonce12);
-    if (ok !== 1) throw new Error('EVP cipher init failed');
+      ? f.encInit(ctx, cipher, null, key, nonce12)
+      : f.decInit(ctx, cipher, null, key, nonce12);
+    if (ok !== 1) {
+      // a context whose first init failed is not kept: the next call starts with the cipher
+      if (cipher) f.ctxFree(ctx);
+      throw new Error('EVP cipher init failed');
+    }
+    if (encrypt) encOnce = ctx;
+    else decOnce = ctx;
     return ctx;
   };
   return {

@@ -90,7 +90,7 @@ const OSSL_PARAM_UTF8_STRING = 4;
  * addresses inside stay valid: `{ name, type, &value, size, unmodified }`, the name at 96,
  * the value at 112. Read only by EVP_MAC_CTX_set_params, which copies what it needs.
  */
-function paramBlock(name: string, type: number, value: Buffer): Buffer {
+export function paramBlock(name: string, type: number, value: Buffer): Buffer {
   const block = Buffer.allocUnsafeSlow(160).fill(0);
   const base =
     (koffi.address(new Uint8Array(block.buffer)) as unknown as bigint) + BigInt(block.byteOffset);

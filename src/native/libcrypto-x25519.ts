@@ -11,7 +11,8 @@
  * two private keys (consuming a response: ee and se). Measurements: bench/RESULTS.md,
  * section "The first ping of 3.1, second round".
  */
-import { bindOnce, unlessNode } from './libcrypto.js';
+import { type Lib, bindOnce, unlessNode } from './libcrypto.js';
+import { paramBlock } from './libcrypto-blake2s.js';
 
 export interface EvpX25519 {
   /** DH(sk, pk), or null when libcrypto refuses it (a low-order point gives an all-zero secret) */
@@ -51,6 +52,55 @@ export interface EvpPrivateKey {
 }
 
 const EVP_PKEY_X25519 = 1034;
+/** EVP_PKEY_PUBLIC_KEY: OSSL_KEYMGMT_SELECT_ALL_PARAMETERS (0x84) | _PUBLIC_KEY (0x02) */
+const EVP_PKEY_PUBLIC_KEY = 0x86;
+const OSSL_PARAM_OCTET_STRING = 5;
+/** where paramBlock puts the value: the peer key is written there before each import */
+const PARAM_VALUE_AT = 112;
+
+/**
+ * Imports raw X25519 public keys (a peer's) with `EVP_PKEY_fromdata` on one context made and
+ * initialised once, from a parameter block ("pub", 32 bytes) whose value is overwritten per
+ * key. `EVP_PKEY_new_raw_public_key` makes that context per key: the key manager fetched by
+ * name (name-map lookups, a lock), set up and freed, each time — once on every first ping's
+ * path (the peer's ephemeral in its response). null: this libcrypto refuses it (the raw
+ * import then stays).
+ */
+export function publicImporter(
+  l: Lib,
+  clearErrors: () => void,
+): ((pk: Uint8Array) => unknown) | null {
+  try {
+    const ctxFromName = l.func(
+      'void *EVP_PKEY_CTX_new_from_name(void *libctx, const char *name, const char *propquery)',
+    ) as (lc: null, n: string, p: null) => unknown;
+    const fromdataInit = l.func('int EVP_PKEY_fromdata_init(void *ctx)') as (c: unknown) => number;
+    const fromdata = l.func(
+      'int EVP_PKEY_fromdata(void *ctx, _Out_ void **ppkey, int selection, const uint8_t *params)',
+    ) as (c: unknown, out: unknown[], sel: number, p: Uint8Array) => number;
+    const ctx = ctxFromName(null, 'X25519', null);
+    if (!ctx) return null;
+    if (fromdataInit(ctx) !== 1) {
+      (l.func('void EVP_PKEY_CTX_free(void *ctx)') as (c: unknown) => void)(ctx);
+      return null;
+    }
+    const params = paramBlock('pub', OSSL_PARAM_OCTET_STRING, Buffer.alloc(32));
+    // the value's 32 bytes, inside the block (paramBlock's layout: the OSSL_PARAM points there)
+    const value = new Uint8Array(params.buffer, params.byteOffset + PARAM_VALUE_AT, 32);
+    const out: unknown[] = [null];
+    return (pk) => {
+      value.set(pk);
+      out[0] = null;
+      const ok = fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params);
+      value.fill(0);
+      if (ok === 1) return out[0];
+      clearErrors();
+      return null;
+    };
+  } catch {
+    return null;
+  }
+}
 
 interface XFns {
   newPriv: (type: number, e: null, key: Uint8Array, len: number) => unknown;
@@ -80,7 +130,13 @@ const x25519 = bindOnce((l): EvpX25519 | null => {
     pkeyFree: l.func('void EVP_PKEY_free(void *pkey)'),
     ctxFree: l.func('void EVP_PKEY_CTX_free(void *ctx)'),
   } as unknown as XFns;
-  const { newPriv, newPub, getPub, ctxNew, deriveInit, setPeerEx, derive, pkeyFree, ctxFree } = x;
+  const { newPriv, getPub, ctxNew, deriveInit, setPeerEx, derive, pkeyFree, ctxFree } = x;
+  const clearErrors = l.func('void ERR_clear_error()') as () => void;
+  const importPublic = publicImporter(l, clearErrors);
+  /** a peer's raw public key as an EVP_PKEY (freed by the caller), or null when refused */
+  const newPub = importPublic
+    ? (_t: number, _e: null, pk: Uint8Array, _n: number) => importPublic(pk)
+    : x.newPub;
   const len = new BigUint64Array(1);
   /** DH of an EVP_PKEY private key with a raw public key */
   const dh = (a: unknown, pk: Uint8Array): Uint8Array | null => {
@@ -115,7 +171,11 @@ const x25519 = bindOnce((l): EvpX25519 | null => {
     len[0] = 32n;
     // no peer check: for X25519 it only asks for a public half, which a raw import has;
     // a low-order point fails the derive itself (an all-zero result)
-    if (setPeerEx(c, peer, 0) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n) return null;
+    if (setPeerEx(c, peer, 0) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n) {
+      // a refusal leaves its error on the thread's queue, where node:crypto would find it
+      clearErrors();
+      return null;
+    }
     return out;
   };
   /** `use` of a raw public key imported for it (freed after), or `none` when it cannot be */

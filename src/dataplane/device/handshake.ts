@@ -135,7 +135,7 @@ export function createMessageInitiation(
   const pre = hs.prepared;
   hs.prepared = null;
   if (!pre) return null;
-  h.prepareSoon?.(p);
+  // the next preparation is scheduled by the caller once the message is out (send.ts)
   const out = finishInitiation(pre.initiation, tai64n(h.clock.wallNow(), h.tai64nNanos?.() ?? 0));
   hs.localIndex = newIndex(h, { peer: p, keypair: null });
   hs.localEphemeral = pre.ephemeral;

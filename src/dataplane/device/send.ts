@@ -361,6 +361,9 @@ export function sendHandshakeInitiation(h: SendHost, p: Peer, isRetry: boolean):
   // out first: the timers' bookkeeping is nothing the peer's answer waits for (one thread: the
   // order between them and the send is not observable)
   sendBuffers(h, p, bufs);
+  // the next initiation's preparation is scheduled after the send too (it was the only
+  // bookkeeping left before it)
+  h.prepareSoon?.(p);
   timersAnyAuthenticatedPacketTraversal(h, p);
   timersAnyAuthenticatedPacketSent(h, p);
   timersHandshakeInitiated(h, p);

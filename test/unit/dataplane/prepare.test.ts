@@ -150,6 +150,31 @@ describe('initiations prepared while idle', () => {
     expect(again.handshake.prepared).not.toBeNull();
   });
 
+  it('the next preparation is scheduled only once the initiation is out (nothing of it before the send)', async () => {
+    const { a, b, net } = await makePair();
+    const peer = a.dev.peerByKey(b.keys.publicKey)!;
+    await nextTurn();
+    expect(peer.handshake.prepared).not.toBeNull();
+    const initsSent = () =>
+      net.sent.filter((d) => d.from.address === '10.0.0.1' && d.data.length === INIT_LEN).length;
+    // each call to prepareSoon for the peer, with the initiations sent by then
+    const seen: number[] = [];
+    const dev = a.dev as unknown as { prepareSoon(p: Peer, next?: boolean): void };
+    const prepareSoon = dev.prepareSoon.bind(dev);
+    dev.prepareSoon = (p, next) => {
+      if (p === peer) seen.push(initsSent());
+      prepareSoon(p, next);
+    };
+    a.tun.inject(PING);
+    net.flush();
+    expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
+    expect(initsSent()).toBe(1);
+    expect(seen).toEqual([1]);
+    // and it still happens: the next initiation is ready a while later
+    await settle();
+    expect(peer.handshake.prepared).not.toBeNull();
+  });
+
   it('the queue prepares PREPARE_BATCH peers per turn, forgets a deleted one, and stops when cleared', async () => {
     const done: number[] = [];
     const q = new PrepareQueue((p) => done.push((p as unknown as { n: number }).n));

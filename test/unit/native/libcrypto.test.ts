@@ -18,7 +18,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { evpAead, evpChaCha20 } from '../../../src/native/libcrypto-aead.js';
 import { evpBlake2s } from '../../../src/native/libcrypto-blake2s.js';
-import { evpX25519 } from '../../../src/native/libcrypto-x25519.js';
+import { evpX25519, publicImporter } from '../../../src/native/libcrypto-x25519.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 
 const evp = evpAead({});
@@ -148,6 +148,32 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
     );
   });
 
+  it('the handshake contexts, re-keyed without the cipher: nothing carries over from the call before (its key, AD, a failed open)', () => {
+    const want = (key: Buffer, nonce: Buffer, pt: Uint8Array, ad: Uint8Array) => {
+      const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+      if (ad.length) c.setAAD(ad, { plaintextLength: pt.length });
+      return Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]);
+    };
+    const k1 = randomBytes(32);
+    const k2 = randomBytes(32);
+    const n = randomBytes(12);
+    const pt = randomBytes(48);
+    const ad = randomBytes(32);
+    const sealed = evp!.sealAd(k1, n, pt, ad);
+    expect(sealed.equals(want(k1, n, pt, ad))).toBe(true);
+    // another key and no AD right after: neither the key nor the AD of the call before stays
+    expect(
+      evp!.sealAd(k2, n, pt, new Uint8Array(0)).equals(want(k2, n, pt, new Uint8Array(0))),
+    ).toBe(true);
+    // a failed open (wrong key), then the right one, then an empty message with AD
+    expect(evp!.openAd(k2, n, sealed, ad)).toBeNull();
+    expect(evp!.openAd(k1, n, sealed, ad)!.equals(pt)).toBe(true);
+    const empty = evp!.sealAd(k2, n, new Uint8Array(0), ad);
+    expect(empty.equals(want(k2, n, new Uint8Array(0), ad))).toBe(true);
+    expect(evp!.openAd(k2, n, empty, ad)!.length).toBe(0);
+    expect(evp!.openAd(k1, n, empty, ad)).toBeNull();
+  });
+
   it('AWG_AEAD=node switches it off', () => {
     expect(evpAead({ AWG_AEAD: 'node' })).toBeUndefined();
   });
@@ -262,6 +288,28 @@ describe.skipIf(!x)('EVP X25519 (libcrypto raw keys)', () => {
       expect(() => x!.sharedSecretWith(key, x!.publicKey(randomBytes(32)))).toThrow(/freed/);
     }
     expect(() => x!.importPrivate(randomBytes(31))).toThrow(/32-byte/);
+  });
+
+  it('peer keys are imported on one kept context (EVP_PKEY_fromdata), each one its own key: many in a row, refused ones between', async () => {
+    // the importer the DHs above use (the raw per-key import only where libcrypto refuses it)
+    const { processOpenSsl } = await import('../../../src/native/libcrypto.js');
+    const importPublic = publicImporter(processOpenSsl()!, () => undefined);
+    expect(importPublic).not.toBeNull();
+    const sk = randomBytes(32);
+    const key = x!.importPrivate(sk);
+    const pks = Array.from({ length: 40 }, () => x!.publicKey(randomBytes(32)));
+    for (const [i, pk] of pks.entries()) {
+      // the block's value is rewritten per key: no key is left from the one before
+      expect(Buffer.from(x!.sharedSecretWith(key, pk)!).equals(nodeDh(sk, pk))).toBe(true);
+      expect(Buffer.from(x!.sharedSecret(sk, pk)!).equals(nodeDh(sk, pk))).toBe(true);
+      // refused; and nothing of the refusal is left on the error queue for node:crypto (the
+      // next nodeDh threw "failed during derivation" when it was)
+      if (i % 5 === 0) expect(x!.sharedSecretWith(key, new Uint8Array(32))).toBeNull();
+    }
+    const [a, b] = x!.sharedSecretsWith(key, key, pks[0]!);
+    expect(Buffer.from(a!).equals(nodeDh(sk, pks[0]!))).toBe(true);
+    expect(Buffer.from(b!).equals(nodeDh(sk, pks[0]!))).toBe(true);
+    x!.freePrivate(key);
   });
 
   it("a key's kept derive context: peers in turn, keys interleaved, a refused point in between, one import for two keys", () => {

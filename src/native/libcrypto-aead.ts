@@ -23,6 +23,10 @@ import {
 } from './libcrypto-cipher.js';
 import { addressOfBytes, bindOnce, unlessNode } from './libcrypto.js';
 
+/** OpenSSL's OSSL_PARAM data type of a byte string, and the "not yet set" return size */
+const OSSL_PARAM_OCTET_STRING = 5;
+const OSSL_PARAM_UNMODIFIED = 0xffffffffffffffffn;
+
 export interface EvpAead {
   /** encrypt `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext ‖ tag); bytes written */
   sealInto(
@@ -63,12 +67,23 @@ const aead = bindOnce((): EvpAead | null => {
   const sc = scratch();
   const outl = sc.outl;
   const zeroNonce = new Uint8Array(12);
-  // the transport path's scratch, by address: nonce @0, tag @16, outl @32
-  const mem = Buffer.allocUnsafeSlow(64);
+  // the transport path's scratch, by address: nonce @0, tag @16, outl @32, "tag\0" @40, and
+  // @48 the OSSL_PARAM array { "tag", OCTET_STRING, @16, 16 }, END that gives
+  // EVP_DecryptInit_ex2 the expected tag with the nonce (one call where an init and a ctrl were)
+  const mem = Buffer.allocUnsafeSlow(128).fill(0);
   const memAt = addressOfBytes(mem);
   const NONCE_AT = 0;
   const TAG_AT = 16;
   const OUTL_AT = 32;
+  const PARAMS_AT = 48;
+  mem.write('tag\0', 40, 'latin1');
+  mem.writeBigUInt64LE(BigInt(memAt + 40), PARAMS_AT); // key
+  mem.writeUInt32LE(OSSL_PARAM_OCTET_STRING, PARAMS_AT + 8); // data_type
+  mem.writeBigUInt64LE(BigInt(memAt + TAG_AT), PARAMS_AT + 16); // data
+  mem.writeBigUInt64LE(BigInt(TAG), PARAMS_AT + 24); // data_size
+  mem.writeBigUInt64LE(OSSL_PARAM_UNMODIFIED, PARAMS_AT + 32); // return_size
+  // PARAMS_AT + 40…80: the END entry, zeros
+  const init2 = p.decInit2;
   const setNonce = (nonce12: Uint8Array) => {
     for (let k = 0; k < 12; k++) mem[NONCE_AT + k] = nonce12[k]!;
   };
@@ -112,9 +127,13 @@ const aead = bindOnce((): EvpAead | null => {
       throw new RangeError('EVP open: no room for the plaintext');
     const ctx = decFor(key);
     setNonce(nonce12);
-    if (p.decInit(ctx, 0, 0, null, memAt + NONCE_AT) !== 1) return -1;
     for (let k = 0; k < TAG; k++) mem[TAG_AT + k] = sealed[n + k]!;
-    if (p.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, memAt + TAG_AT) !== 1) return -1;
+    if (init2) {
+      if (init2(ctx, 0, 0, memAt + NONCE_AT, memAt + PARAMS_AT) !== 1) return -1;
+    } else {
+      if (p.decInit(ctx, 0, 0, null, memAt + NONCE_AT) !== 1) return -1;
+      if (p.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, memAt + TAG_AT) !== 1) return -1;
+    }
     if (n) p.decUpdate(ctx, outAt(out) + offset, memAt + OUTL_AT, sealed, n);
     return p.decFinal(ctx, memAt + TAG_AT, memAt + OUTL_AT) > 0 ? n : -1;
   }

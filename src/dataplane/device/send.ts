@@ -19,6 +19,7 @@ import type { CookieChecker } from '../noise/cookie.js';
 import { COOKIE, TRANSPORT, readU32, writeU32, writeU64 } from '../noise/messages.js';
 import { clampMss, innerLimit, pathPlaintext } from '../tun/mss.js';
 import type { TunDevice } from '../tun/tun.js';
+import { SlabViews } from '../views.js';
 import { type AllowedIPs, addressBytes } from './allowedips.js';
 import {
   type HandshakeHost,
@@ -222,7 +223,7 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
       at = 0;
     }
     const inSlab = h.reuseBuffers && size <= slab.length;
-    const d = inSlab ? slab.subarray(at, at + size) : Buffer.allocUnsafe(size);
+    const d = inSlab ? txViews.of(slab, at, at + size) : Buffer.allocUnsafe(size);
     // sealed through the slab itself (the cipher keeps its address), a buffer of its own else
     jobOf[out.length] = inSlab
       ? encrypt(h, p, kp, pkt, pad, d, slab, at)
@@ -240,6 +241,9 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
   if (p.staged.length) sendHandshakeInitiation(h, p, false);
   keepKeyFreshSending(h, p);
 }
+
+/** the send slab's datagram views (one thread: shared by the process's devices) */
+const txViews = new SlabViews();
 
 /** Datagrams per send() from the slab (sendmmsg takes up to 64 at a time). */
 const TX_BURST = 64;

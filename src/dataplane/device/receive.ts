@@ -10,7 +10,7 @@ import {
   MIN_MESSAGE_SIZE,
   UNDER_LOAD_AFTER_TIME,
 } from '../constants.js';
-import { TAG_SIZE, openInto, writeNonce } from '../crypto/aead.js';
+import { TAG_SIZE, openCounter } from '../crypto/aead.js';
 import { COOKIE, TRANSPORT, readU32, readU64 } from '../noise/messages.js';
 import {
   beginSymmetricSession,
@@ -217,7 +217,7 @@ function receiveTransport(
   }
   const slab = h.reuseBuffers && room <= h.rxSlab.length ? h.rxSlab : Buffer.allocUnsafe(room);
   const into = slab === h.rxSlab ? h.rxOff : 0;
-  const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, into);
+  const n = openCounter(kp.recvKey, counter, sealed, slab, into);
   if (n < 0) return;
   if (afterOpen(h, p, kp, counter, from, datagramLength, slab, into, n) && slab === h.rxSlab)
     h.rxOff += (n + 7) & ~7;

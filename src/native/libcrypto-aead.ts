@@ -23,6 +23,10 @@ import {
 } from './libcrypto-cipher.js';
 import { addressOfBytes, bindOnce, unlessNode } from './libcrypto.js';
 
+/** OpenSSL's OSSL_PARAM data type of a byte string, and the "not yet set" return size */
+const OSSL_PARAM_OCTET_STRING = 5;
+const OSSL_PARAM_UNMODIFIED = 0xffffffffffffffffn;
+
 export interface EvpAead {
   /** encrypt `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext ‖ tag); bytes written */
   sealInto(
@@ -47,6 +51,25 @@ export interface EvpAead {
     offset: number,
   ): number;
   /**
+   * `sealInto` and `openInto` with WireGuard's nonce (4 zero bytes ‖ u64le `counter`, < 2^53)
+   * written straight into the cipher's scratch: the transport path's calls
+   */
+  sealCounter(
+    key: Uint8Array,
+    counter: number,
+    plaintext: Uint8Array,
+    padLength: number,
+    out: Uint8Array,
+    offset: number,
+  ): number;
+  openCounter(
+    key: Uint8Array,
+    counter: number,
+    sealed: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): number;
+  /**
    * One-off keys with associated data (the handshake's AEAD): one context re-keyed per call,
    * nothing cached per key. ciphertext ‖ tag; or the plaintext / null.
    */
@@ -62,15 +85,44 @@ const aead = bindOnce((): EvpAead | null => {
   const { p } = a;
   const sc = scratch();
   const outl = sc.outl;
-  const zeroNonce = new Uint8Array(12);
-  // the transport path's scratch, by address: nonce @0, tag @16, outl @32
-  const mem = Buffer.allocUnsafeSlow(64);
+  // the transport path's scratch, by address: nonce @0, tag @16, outl @32, "tag\0" @40, and
+  // @48 the OSSL_PARAM array { "tag", OCTET_STRING, @16, 16 }, END that gives
+  // EVP_DecryptInit_ex2 the expected tag with the nonce (one call where an init and a ctrl were)
+  const mem = Buffer.allocUnsafeSlow(160).fill(0);
   const memAt = addressOfBytes(mem);
   const NONCE_AT = 0;
   const TAG_AT = 16;
   const OUTL_AT = 32;
+  const PARAMS_AT = 48;
+  mem.write('tag\0', 40, 'latin1');
+  mem.writeBigUInt64LE(BigInt(memAt + 40), PARAMS_AT); // key
+  mem.writeUInt32LE(OSSL_PARAM_OCTET_STRING, PARAMS_AT + 8); // data_type
+  mem.writeBigUInt64LE(BigInt(memAt + TAG_AT), PARAMS_AT + 16); // data
+  mem.writeBigUInt64LE(BigInt(TAG), PARAMS_AT + 24); // data_size
+  mem.writeBigUInt64LE(OSSL_PARAM_UNMODIFIED, PARAMS_AT + 32); // return_size
+  // PARAMS_AT + 40…80: the END entry, zeros; @128 a zero nonce, never written (a new key's
+  // context is keyed with it, so a nonce already set for the message is left alone)
+  const ZERO_AT = 128;
+  const init2 = p.decInit2;
   const setNonce = (nonce12: Uint8Array) => {
     for (let k = 0; k < 12; k++) mem[NONCE_AT + k] = nonce12[k]!;
+  };
+  // WireGuard's nonce: 4 zero bytes, the counter as u64le (no nonce buffer written and copied)
+  const setCounter = (counter: number) => {
+    const lo = counter >>> 0;
+    const hi = (counter - lo) / 0x1_0000_0000;
+    mem[NONCE_AT] = 0;
+    mem[NONCE_AT + 1] = 0;
+    mem[NONCE_AT + 2] = 0;
+    mem[NONCE_AT + 3] = 0;
+    mem[NONCE_AT + 4] = lo & 0xff;
+    mem[NONCE_AT + 5] = (lo >>> 8) & 0xff;
+    mem[NONCE_AT + 6] = (lo >>> 16) & 0xff;
+    mem[NONCE_AT + 7] = lo >>> 24;
+    mem[NONCE_AT + 8] = hi & 0xff;
+    mem[NONCE_AT + 9] = (hi >>> 8) & 0xff;
+    mem[NONCE_AT + 10] = (hi >>> 16) & 0xff;
+    mem[NONCE_AT + 11] = hi >>> 24;
   };
   // the last output buffer and its address (a device passes the same slab every time)
   let lastOut: Uint8Array | null = null;
@@ -85,18 +137,12 @@ const aead = bindOnce((): EvpAead | null => {
   // a context per key and direction, keyed once with a zero nonce
   const encFor = contextPerKey(
     p,
-    (ctx, key) => {
-      setNonce(zeroNonce);
-      return p.encInit(ctx, a.type, 0, key, memAt + NONCE_AT);
-    },
+    (ctx, key) => p.encInit(ctx, a.type, 0, key, memAt + ZERO_AT),
     'EVP cipher init failed',
   );
   const decFor = contextPerKey(
     p,
-    (ctx, key) => {
-      setNonce(zeroNonce);
-      return p.decInit(ctx, a.type, 0, key, memAt + NONCE_AT);
-    },
+    (ctx, key) => p.decInit(ctx, a.type, 0, key, memAt + ZERO_AT),
     'EVP cipher init failed',
   );
   function openInto(
@@ -106,15 +152,24 @@ const aead = bindOnce((): EvpAead | null => {
     out: Uint8Array,
     offset: number,
   ): number {
+    if (sealed.length < TAG) return -1;
+    setNonce(nonce12);
+    return openNonced(key, sealed, out, offset);
+  }
+  /** openInto once the nonce is in the scratch (which a new key's context leaves alone) */
+  function openNonced(key: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number) {
     const n = sealed.length - TAG;
     if (n < 0) return -1;
     if (offset < 0 || offset + n > out.length)
       throw new RangeError('EVP open: no room for the plaintext');
     const ctx = decFor(key);
-    setNonce(nonce12);
-    if (p.decInit(ctx, 0, 0, null, memAt + NONCE_AT) !== 1) return -1;
     for (let k = 0; k < TAG; k++) mem[TAG_AT + k] = sealed[n + k]!;
-    if (p.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, memAt + TAG_AT) !== 1) return -1;
+    if (init2) {
+      if (init2(ctx, 0, 0, memAt + NONCE_AT, memAt + PARAMS_AT) !== 1) return -1;
+    } else {
+      if (p.decInit(ctx, 0, 0, null, memAt + NONCE_AT) !== 1) return -1;
+      if (p.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, memAt + TAG_AT) !== 1) return -1;
+    }
     if (n) p.decUpdate(ctx, outAt(out) + offset, memAt + OUTL_AT, sealed, n);
     return p.decFinal(ctx, memAt + TAG_AT, memAt + OUTL_AT) > 0 ? n : -1;
   }
@@ -163,20 +218,16 @@ const aead = bindOnce((): EvpAead | null => {
       return openOn(f, once(false, key, nonce12), sc, sealed, ad, pt, 0) < 0 ? null : pt;
     },
     sealInto(key, nonce12, plaintext, padLength, out, offset) {
-      const n = plaintext.length;
-      checkSealRoom(offset, n, padLength, out.length, sc.zeroPad.length);
-      const ctx = encFor(key);
       setNonce(nonce12);
-      if (p.encInit(ctx, 0, 0, null, memAt + NONCE_AT) !== 1)
-        throw new Error('EVP_EncryptInit_ex failed');
-      const at = outAt(out) + offset;
-      if (n) p.encUpdate(ctx, at, memAt + OUTL_AT, plaintext, n);
-      if (padLength) p.encUpdate(ctx, at + n, memAt + OUTL_AT, sc.zeroPad, padLength);
-      p.encFinal(ctx, memAt + TAG_AT, memAt + OUTL_AT);
-      // the tag straight into place
-      if (p.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, at + n + padLength) !== 1)
-        throw new Error('EVP tag failed');
-      return n + padLength + TAG;
+      return sealNonced(key, plaintext, padLength, out, offset);
+    },
+    sealCounter(key, counter, plaintext, padLength, out, offset) {
+      setCounter(counter);
+      return sealNonced(key, plaintext, padLength, out, offset);
+    },
+    openCounter(key, counter, sealed, out, offset) {
+      setCounter(counter);
+      return openNonced(key, sealed, out, offset);
     },
     open(key, nonce12, sealed) {
       if (sealed.length < TAG) return null;
@@ -185,6 +236,28 @@ const aead = bindOnce((): EvpAead | null => {
     },
     openInto,
   };
+  /** sealInto once the nonce is in the scratch (which a new key's context leaves alone) */
+  function sealNonced(
+    key: Uint8Array,
+    plaintext: Uint8Array,
+    padLength: number,
+    out: Uint8Array,
+    offset: number,
+  ): number {
+    const n = plaintext.length;
+    checkSealRoom(offset, n, padLength, out.length, sc.zeroPad.length);
+    const ctx = encFor(key);
+    if (p.encInit(ctx, 0, 0, null, memAt + NONCE_AT) !== 1)
+      throw new Error('EVP_EncryptInit_ex failed');
+    const at = outAt(out) + offset;
+    if (n) p.encUpdate(ctx, at, memAt + OUTL_AT, plaintext, n);
+    if (padLength) p.encUpdate(ctx, at + n, memAt + OUTL_AT, sc.zeroPad, padLength);
+    p.encFinal(ctx, memAt + TAG_AT, memAt + OUTL_AT);
+    // the tag straight into place
+    if (p.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, at + n + padLength) !== 1)
+      throw new Error('EVP tag failed');
+    return n + padLength + TAG;
+  }
 });
 
 /** the EVP AEAD, or undefined (no usable OpenSSL in the process, or AWG_AEAD=node) */

@@ -87,6 +87,11 @@ export interface AddrFns {
   decUpdate: (ctx: number, out: number, outl: number, inp: Uint8Array, inl: number) => void;
   decFinal: (ctx: number, out: number, outl: number) => number;
   ctrl: (ctx: number, type: number, arg: number, ptr: number) => number;
+  /**
+   * EVP_DecryptInit_ex2 (OpenSSL 3): the nonce and the expected tag in one call (the tag as an
+   * OSSL_PARAM array), instead of an init and a ctrl; null where the library has no such export
+   */
+  decInit2: ((ctx: number, type: number, key: number, iv: number, params: number) => number) | null;
 }
 
 /** The EVP cipher functions and EVP_chacha20_poly1305(), bound once per thread. */
@@ -143,10 +148,24 @@ export const addrFns = bindOnce((l): { p: AddrFns; type: number } | null => {
     ),
     decFinal: l.func('int EVP_DecryptFinal_ex(uintptr_t ctx, uintptr_t out, uintptr_t outl)'),
     ctrl: l.func('int EVP_CIPHER_CTX_ctrl(uintptr_t ctx, int type, int arg, uintptr_t ptr)'),
+    decInit2: optional(() =>
+      l.func(
+        'int EVP_DecryptInit_ex2(uintptr_t ctx, uintptr_t type, uintptr_t key, uintptr_t iv, uintptr_t params)',
+      ),
+    ),
   } as unknown as AddrFns;
   const type = p.cipher();
   return type ? { p, type } : null;
 });
+
+/** A function the library may lack (OpenSSL 1.1 has no *_ex2), or null. */
+function optional<T>(bind: () => T): T | null {
+  try {
+    return bind();
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Cipher contexts, one per key buffer: made on a key's first use (`init` keys a new context;

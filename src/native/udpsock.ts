@@ -166,6 +166,8 @@ export class UdpReceiver {
   private readonly mem: bigint;
   private readonly memNum: number;
   private readonly view: Buffer;
+  /** the block's memory as koffi views it (`view` is a Buffer over it) */
+  private readonly blockBuffer: ArrayBuffer;
   private readonly nameOff = RECV_BATCH * (MMSG + IOV);
   private readonly ctrlOff = this.nameOff + RECV_BATCH * NAME;
   private readonly dataOff = this.ctrlOff + RECV_BATCH * CTRL;
@@ -187,7 +189,8 @@ export class UdpReceiver {
     const size = this.dataOff + RECV_BATCH * SLOT;
     this.mem = koffi.alloc('uint8_t', size) as unknown as bigint;
     this.memNum = Number(this.mem);
-    this.view = Buffer.from(koffi.view(this.mem as never, size) as ArrayBuffer);
+    this.blockBuffer = koffi.view(this.mem as never, size) as ArrayBuffer;
+    this.view = Buffer.from(this.blockBuffer);
     this.view.fill(0, 0, this.dataOff);
     for (let i = 0; i < RECV_BATCH; i++) {
       const h = i * MMSG;
@@ -218,6 +221,9 @@ export class UdpReceiver {
   receive(each: (data: Uint8Array, meta: RecvMeta) => void): number {
     if (this.closed) return -E.EBADF;
     const v = this.view;
+    // datagram views on the block's ArrayBuffer: Buffer#subarray reads `.buffer` per call
+    const ab = this.blockBuffer;
+    const base = v.byteOffset;
     const batch = this.batch;
     for (let i = 0; i < batch; i++) {
       const h = i * MMSG;
@@ -266,9 +272,9 @@ export class UdpReceiver {
         this.groReads++;
         for (let o = 0; o < len; o += segment) {
           this.groSegments++;
-          each(v.subarray(start + o, start + Math.min(o + segment, len)), meta);
+          each(new Uint8Array(ab, base + start + o, Math.min(segment, len - o)), meta);
         }
-      } else each(v.subarray(start, start + len), meta);
+      } else each(new Uint8Array(ab, base + start, len), meta);
     }
     return r;
   }

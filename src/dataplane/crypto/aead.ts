@@ -76,6 +76,38 @@ export function sealInto(
   return o + TAG_SIZE - offset;
 }
 
+/** the nonce of sealCounter / openCounter without EVP (node:crypto) */
+const counterNonce = Buffer.alloc(12);
+
+/**
+ * `sealInto` under WireGuard's nonce for `counter` (< 2^53): the transport path's seal. With
+ * EVP the counter goes straight into the cipher's scratch (no nonce written, then copied).
+ */
+export function sealCounter(
+  key: Uint8Array | KeyObject,
+  counter: number,
+  plaintext: Uint8Array,
+  padLength: number,
+  out: Uint8Array,
+  offset: number,
+): number {
+  if (evp && key instanceof Uint8Array)
+    return evp.sealCounter(key, counter, plaintext, padLength, out, offset);
+  return sealInto(key, writeNonce(counterNonce, counter), plaintext, padLength, out, offset);
+}
+
+/** `openInto` under WireGuard's nonce for `counter` (< 2^53): the transport path's open. */
+export function openCounter(
+  key: Uint8Array,
+  counter: number,
+  sealed: Uint8Array,
+  out: Uint8Array,
+  offset: number,
+): number {
+  if (evp) return evp.openCounter(key, counter, sealed, out, offset);
+  return openInto(key, writeNonce(counterNonce, counter), sealed, out, offset);
+}
+
 /** Returns the plaintext, or null when authentication fails. */
 export function open(
   key: Uint8Array | KeyObject,

@@ -114,7 +114,6 @@ export class Device
   readonly load: HandshakeLoad;
   awg: AwgParams = defaultAwgParams();
   codec: AwgCodec;
-  readonly nonce = Buffer.alloc(12);
   /** transport messages are sealed here (send.ts): 64 MTU-sized datagrams, sent then reused */
   readonly txSlab: Buffer;
   /** AWG_BUFFER_REUSE=0: a buffer per packet instead of the slabs (diagnosis) */

@@ -10,7 +10,7 @@ import {
   MIN_MESSAGE_SIZE,
   UNDER_LOAD_AFTER_TIME,
 } from '../constants.js';
-import { TAG_SIZE, openInto, writeNonce } from '../crypto/aead.js';
+import { TAG_SIZE, openCounter } from '../crypto/aead.js';
 import { COOKIE, TRANSPORT, readU32, readU64 } from '../noise/messages.js';
 import {
   beginSymmetricSession,
@@ -24,6 +24,7 @@ import type { Keypair } from './keypair.js';
 import type { Peer } from './peer.js';
 import type { RateLimiter } from './ratelimiter.js';
 import { clampMss } from '../tun/mss.js';
+import { SlabViews } from '../views.js';
 import {
   type SendHost,
   sendHandshakeCookie,
@@ -216,7 +217,7 @@ function receiveTransport(
   }
   const slab = h.reuseBuffers && room <= h.rxSlab.length ? h.rxSlab : Buffer.allocUnsafe(room);
   const into = slab === h.rxSlab ? h.rxOff : 0;
-  const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, into);
+  const n = openCounter(kp.recvKey, counter, sealed, slab, into);
   if (n < 0) return;
   if (afterOpen(h, p, kp, counter, from, datagramLength, slab, into, n) && slab === h.rxSlab)
     h.rxOff += (n + 7) & ~7;
@@ -282,13 +283,16 @@ function afterOpen(
   if (len < 0) return false;
   const v4 = buf[at]! >> 4 === 4;
   if (h.allowedIps.lookupAt(buf, at + (v4 ? 12 : 8), v4 ? 4 : 16) !== p) return false;
-  const pkt = buf.subarray(at, at + len);
+  const pkt = rxViews.of(buf, at, at + len);
   // the SYN sets what our host sends: the path's whole size, which we do not pad past
   if (h.mssClamp && h.codec.transportPrefix > 0) clampMss(pkt, 0, len, mssLimit(h, p, true));
   if (p.boosted) h.unboost(p);
   h.tunOut.push(pkt);
   return true;
 }
+
+/** the receive slab's packet views (one thread: shared by the process's devices) */
+const rxViews = new SlabViews();
 
 /**
  * Does a keepalive answer our unanswered data? A passive keepalive goes out KEEPALIVE_TIMEOUT

@@ -13,12 +13,13 @@ import {
   MESSAGE_TRANSPORT_HEADER_SIZE,
   QUEUE_STAGED_SIZE,
 } from '../constants.js';
-import { TAG_SIZE, sealInto, writeNonce } from '../crypto/aead.js';
+import { TAG_SIZE, sealCounter } from '../crypto/aead.js';
 import type { PoolQueue } from '../crypto/pool-queue.js';
 import type { CookieChecker } from '../noise/cookie.js';
 import { COOKIE, TRANSPORT, readU32, writeU32, writeU64 } from '../noise/messages.js';
 import { clampMss, innerLimit, pathPlaintext } from '../tun/mss.js';
 import type { TunDevice } from '../tun/tun.js';
+import { SlabViews } from '../views.js';
 import { type AllowedIPs, addressBytes } from './allowedips.js';
 import {
   type HandshakeHost,
@@ -45,8 +46,6 @@ export interface SendHost extends TimerHost, HandshakeHost {
   readonly awg: AwgParams;
   readonly allowedIps: AllowedIPs<Peer>;
   readonly cookieChecker: CookieChecker;
-  /** AEAD nonce scratch (single-threaded: one per device) */
-  readonly nonce: Buffer;
   /** transport messages are sealed into this slab, reused once the bind has sent them */
   readonly txSlab: Buffer;
   /** false: a buffer per transport message instead (AWG_BUFFER_REUSE=0) */
@@ -72,6 +71,8 @@ export interface SendHost extends TimerHost, HandshakeHost {
 export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
   if (!h.isUp()) return;
   const touched = new Set<Peer>();
+  // a batch's packets mostly go to one peer: the set is asked only when the peer changes
+  let last: Peer | null = null;
   const clamp = h.mssClamp && h.codec.transportPrefix > 0;
   for (const pkt of packets) {
     const v = pkt[0]! >> 4;
@@ -87,7 +88,10 @@ export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
     // into segments): with a session they go out now; without one the oldest are dropped
     if (p.staged.length >= QUEUE_STAGED_SIZE) sendStagedPackets(h, p);
     stagePacket(p, pkt);
-    touched.add(p);
+    if (p !== last) {
+      touched.add(p);
+      last = p;
+    }
   }
   for (const p of touched) {
     sendStagedPackets(h, p);
@@ -222,7 +226,7 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
       at = 0;
     }
     const inSlab = h.reuseBuffers && size <= slab.length;
-    const d = inSlab ? slab.subarray(at, at + size) : Buffer.allocUnsafe(size);
+    const d = inSlab ? txViews.of(slab, at, at + size) : Buffer.allocUnsafe(size);
     // sealed through the slab itself (the cipher keeps its address), a buffer of its own else
     jobOf[out.length] = inSlab
       ? encrypt(h, p, kp, pkt, pad, d, slab, at)
@@ -240,6 +244,9 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
   if (p.staged.length) sendHandshakeInitiation(h, p, false);
   keepKeyFreshSending(h, p);
 }
+
+/** the send slab's datagram views (one thread: shared by the process's devices) */
+const txViews = new SlabViews();
 
 /** Datagrams per send() from the slab (sendmmsg takes up to 64 at a time). */
 const TX_BURST = 64;
@@ -284,14 +291,7 @@ function encrypt(
     if (job >= 0) return job;
     // no room in the queue (a burst of large packets from outside the slabs): sealed here
   }
-  sealInto(
-    kp.sendKey,
-    writeNonce(h.nonce, counter),
-    pkt,
-    pad,
-    buf,
-    at + s4 + MESSAGE_TRANSPORT_HEADER_SIZE,
-  );
+  sealCounter(kp.sendKey, counter, pkt, pad, buf, at + s4 + MESSAGE_TRANSPORT_HEADER_SIZE);
   codec.finishTransport(d);
   return -1;
 }

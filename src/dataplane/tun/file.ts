@@ -47,6 +47,7 @@ import { reuseBuffers } from '../buffers.js';
 import { PerSecond } from '../rate.js';
 import { releasePages } from '../../native/rawmem.js';
 import { TunPoolWriter } from './pool-writer.js';
+import { SlabViews } from '../views.js';
 
 export interface TunFileStats {
   rxPackets: number;
@@ -133,6 +134,8 @@ export class TunFile implements TunDevice {
   private handle: Poller | undefined;
   private receiver: ((packets: Uint8Array[]) => void) | null = null;
   private slab = Buffer.allocUnsafeSlow(SLAB);
+  /** views of the slab's packets and segments (views.ts) */
+  private readonly views = new SlabViews();
   private slabOff = 0;
   private errorCb: ((e: AwgError) => void) | undefined;
   /** offloads on: reads and writes carry a virtio_net_hdr */
@@ -301,7 +304,7 @@ export class TunFile implements TunDevice {
       else {
         this.stats.rxPackets++;
         this.stats.rxBytes += n;
-        batch.push(this.slab.subarray(this.slabOff, this.slabOff + n));
+        batch.push(this.views.of(this.slab, this.slabOff, this.slabOff + n));
         this.slabOff += (n + 7) & ~7;
       }
       if (batch.length >= MAX_BATCH) {
@@ -359,7 +362,8 @@ export class TunFile implements TunDevice {
     if (this.slab.length - this.slabOff < need) this.newSlab(Math.max(SLAB, need));
     const out = this.slab;
     const before = batch.length;
-    const end = splitTcp(pkt, h, out, this.slabOff, (s, e) => batch.push(out.subarray(s, e)));
+    const views = this.views;
+    const end = splitTcp(pkt, h, out, this.slabOff, (s, e) => batch.push(views.of(out, s, e)));
     if (end < 0) {
       this.stats.rxDropped++;
       return;

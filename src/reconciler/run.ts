@@ -114,10 +114,13 @@ export async function reconcile(
     input,
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
-  actor.start();
-  try {
-    return await toPromise(actor);
-  } catch (e) {
-    throw toAwgError(e);
-  }
+  const run = async () => {
+    actor.start();
+    try {
+      return await toPromise(actor);
+    } catch (e) {
+      throw toAwgError(e);
+    }
+  };
+  return env.reads ? env.reads.pass(run) : run();
 }

@@ -30,6 +30,8 @@ const IFLA_TUN_PI = 4;
 const IFLA_TUN_VNET_HDR = 5;
 const IFLA_TUN_PERSIST = 6;
 const IFLA_TUN_MULTI_QUEUE = 7;
+const IFLA_TUN_NUM_QUEUES = 8;
+const IFLA_TUN_NUM_DISABLED_QUEUES = 9;
 const IFF_TUN = 0x1;
 const IFF_TAP = 0x2;
 
@@ -94,6 +96,9 @@ export interface LinkMsg {
     pi?: boolean;
     vnetHdr?: boolean;
     multiQueue?: boolean;
+    /** of a multi-queue device: its queues and the disabled ones */
+    numQueues?: number;
+    numDisabled?: number;
     persist?: boolean;
     owner?: number;
     group?: number;
@@ -153,6 +158,10 @@ export function parseLinkMsg(m: NlMessage): LinkMsg | undefined {
       if (vnet !== undefined) tun.vnetHdr = vnet;
       const mq = flag(IFLA_TUN_MULTI_QUEUE);
       if (mq !== undefined) tun.multiQueue = mq;
+      const nq = u32(d.get(IFLA_TUN_NUM_QUEUES));
+      if (nq !== undefined) tun.numQueues = nq;
+      const nd = u32(d.get(IFLA_TUN_NUM_DISABLED_QUEUES));
+      if (nd !== undefined) tun.numDisabled = nd;
       const persist = flag(IFLA_TUN_PERSIST);
       if (persist !== undefined) tun.persist = persist;
       const owner = u32(d.get(IFLA_TUN_OWNER));
@@ -277,6 +286,9 @@ export function linkRow(
       if (t.pi !== undefined) d.pi = t.pi;
       if (t.vnetHdr !== undefined) d.vnet_hdr = t.vnetHdr;
       if (t.multiQueue !== undefined) d.multi_queue = t.multiQueue;
+      // iproute2 prints the queue counts of a multi-queue device only
+      if (t.multiQueue && t.numQueues !== undefined) d.numqueues = t.numQueues;
+      if (t.multiQueue && t.numDisabled !== undefined) d.numdisabled = t.numDisabled;
       if (t.persist !== undefined) d.persist = t.persist;
       if (t.owner !== undefined) d.user = userName(t.owner) ?? t.owner;
       if (t.group !== undefined) d.group = groupName(t.group) ?? t.group;

@@ -11,6 +11,7 @@ import { executeBestEffort, executeChanges } from './execute.js';
 import {
   reconcileMachine,
   type ApplyOutput,
+  type ObserveInput,
   type ReconcileContext,
   type ReconcileInput,
   type RollbackInput,
@@ -37,6 +38,8 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
       ? 'kill switch on: ending fail-closed'
       : 'restoring the state observed before apply',
   });
+  // what failed may have changed the host without a mutation the shared listings saw
+  env.reads?.renew();
   const now = await observeWith(env, input.desired);
   let back: Plan = revert(input.before, now);
   // Fail-closed keeps (or installs) the desired firewall and what it references (the cgroups
@@ -78,9 +81,10 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
 export function productionMachine(env: ReconcileEnv) {
   return reconcileMachine.provide({
     actors: {
-      observe: fromPromise<ObservedState, { desired: DesiredState }>(({ input }) =>
-        observeWith(env, input.desired),
-      ),
+      observe: fromPromise<ObservedState, ObserveInput>(({ input }) => {
+        if (input.again) env.reads?.renew();
+        return observeWith(env, input.desired);
+      }),
       apply: fromPromise<ApplyOutput, { plan: Plan }>(async ({ input, signal }) => {
         env.reporter.report({ type: 'phase', phase: 'apply' });
         const r = await executeChanges(

@@ -9,7 +9,8 @@
  * outside a pass every read runs, so a long-lived environment (the daemon's) never answers
  * from an old listing.
  *
- * A mutation ends what was read: one by `nft` (or a record that says it touched nf_tables
+ * A verification retry and a rollback look again (`renew`: reconciler/run.ts), whatever the
+ * mutations. A mutation ends what was read: one by `nft` (or a record that says it touched nf_tables
  * only) forgets the `nft` listings; any other mutation or record forgets every listing (an
  * `ip link del` takes the link's qdiscs with it, a `tc` change shows in `ip -d link`). A read
  * with input, an environment or a failure allowed is not shared unless it is listed, and a
@@ -41,6 +42,11 @@ export class ReadPassExec implements Exec {
     } finally {
       if (--this.depth === 0) this.cache.clear();
     }
+  }
+
+  /** forget every listing (the pass stays open): a look again that no mutation prompted */
+  renew(): void {
+    this.cache.clear();
   }
 
   /** whether a pass is open */

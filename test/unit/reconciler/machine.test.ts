@@ -96,6 +96,7 @@ describe('reconcile machine', () => {
     let open = 0;
     const seen: number[] = [];
     e.reads = {
+      renew() {},
       async pass<T>(f: () => Promise<T>): Promise<T> {
         open++;
         try {

@@ -100,6 +100,19 @@ describe('ReadPassExec: one run of each listing per pass', () => {
     ]);
   });
 
+  it('renew forgets every listing and keeps the pass open (a verification retry looks again)', async () => {
+    const { inner, e } = setup();
+    await e.pass(async () => {
+      const n1 = await out(e.read(nft, nftArgs));
+      e.renew();
+      expect(e.open).toBe(true);
+      const n2 = await out(e.read(nft, nftArgs));
+      expect(n2).not.toBe(n1);
+      expect(await out(e.read(nft, nftArgs))).toBe(n2);
+    });
+    expect(inner.runs).toHaveLength(2);
+  });
+
   it('passes nest: the inner one ending keeps the outer one’s listings', async () => {
     const { inner, e } = setup();
     await e.pass(async () => {

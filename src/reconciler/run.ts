@@ -5,7 +5,7 @@
 import { createActor, fromPromise, toPromise, type SimulatedClock } from 'xstate';
 import { AwgError, toAwgError } from '../errors.js';
 import type { AnyChange, Plan } from '../model/change.js';
-import type { DesiredState, ObservedState } from '../model/resources.js';
+import type { ObservedState } from '../model/resources.js';
 import { CommittedReadBackError } from '../resources/driver.js';
 import { executeBestEffort, executeChanges } from './execute.js';
 import {

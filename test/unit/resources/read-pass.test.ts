@@ -138,6 +138,8 @@ describe('ReadPassExec: one run of each listing per pass', () => {
       expect(await out(e.read(tc, tcArgs))).not.toBe(t1);
       expect(await out(e.read(ip, addrArgs))).not.toBe(l1);
     });
+    expect(inner.mutations).toBe(2);
+    expect(e.mutations).toBe(2);
   });
 
   it('a tc mutation forgets the links too (ip -d link prints each link’s qdisc)', async () => {

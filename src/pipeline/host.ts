@@ -1,7 +1,7 @@
 /** The reconcile environment for this host: its platform's drivers, the state directory, the Exec and reporter. */
 import type { ReconcileEnv } from '../reconciler/observe.js';
 import type { Claims } from '../resources/driver.js';
-import { observeReads, type Platform } from '../resources/registry.js';
+import { observeListings, type Platform } from '../resources/registry.js';
 import { ReadPassExec } from '../resources/read-pass.js';
 import { DryExec, ProcessExec, type Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
@@ -41,7 +41,7 @@ export async function hostEnv(o: HostEnvOptions): Promise<HostEnv> {
       : o.exec
     : new ProcessExec(o.reporter, o.dryRun ?? false);
   // the observation's listings, one run per reconcile pass (reconciler/run.ts opens it)
-  const exec = new ReadPassExec(base, observeReads(o.claims.nftTable, o.platform.os));
+  const exec = new ReadPassExec(base, observeListings(o.platform.os));
   // an unusable record is moved aside and becomes a warning, never a crash (util/state.ts)
   const state =
     o.state ??

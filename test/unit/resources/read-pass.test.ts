@@ -6,7 +6,7 @@ import {
   LINK_READ,
   NFT_RULESET_READ,
   TC_QDISC_READ,
-  linuxObserveReads,
+  linuxListings,
 } from '../../../src/resources/reads.js';
 import {
   ProcessExec,
@@ -52,7 +52,7 @@ const addrArgs = [...ADDR_READ[1]];
 
 function setup(fail?: Set<string>) {
   const inner = new CountingExec(fail);
-  return { inner, e: new ReadPassExec(inner, linuxObserveReads('awg')) };
+  return { inner, e: new ReadPassExec(inner, linuxListings()) };
 }
 const out = async (p: Promise<ExecResult>) => (await p).stdout;
 

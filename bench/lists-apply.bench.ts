@@ -28,7 +28,8 @@
  * (5; 0: no throughput), `AWG_BENCH_LIST_LINES` (100,000) override the sizes;
  * `AWG_BENCH_NO_DEFAULT_ROUTE=1` leaves A without a default route (the smoke runs both: bench/
  * run.ts `lists-apply-no-default-route`); `AWG_BENCH_CPU_PROF=DIR`
- * writes V8 CPU profiles of the applies under DIR. `AWG_BENCH_LOAD=N`: N busy loops (each a
+ * writes V8 CPU profiles of the applies under DIR, `AWG_BENCH_STRACE=DIR` the list edit's process
+ * starts (strace's execve lines) there. `AWG_BENCH_LOAD=N`: N busy loops (each a
  * shell `while :; do :; done` in a session of its own, as dataplane.bench.ts) for the whole
  * run, killed at its end.
  */
@@ -256,8 +257,11 @@ default: direct
       ),
     );
     const without = writeConfig(e, 'without.yaml', config(`{ cidrs: [${LISTED}/32] }`));
-    // AWG_BENCH_CPU_PROF=DIR: the labelled runs write V8 CPU profiles under DIR/<label>/
+    // AWG_BENCH_CPU_PROF=DIR: the labelled runs write V8 CPU profiles under DIR/<label>/;
+    // AWG_BENCH_STRACE=DIR: the list edit's process starts (`strace -f -e trace=execve`) in
+    // DIR/edit.<pid> (only that apply: strace -f would follow a detached engine and not end)
     const profDir = process.env.AWG_BENCH_CPU_PROF;
+    const straceDir = process.env.AWG_BENCH_STRACE;
     const run = (args: string[], label?: string) =>
       awg(nsA, e, args, {
         bin,
@@ -270,7 +274,15 @@ default: direct
                 `exec "$0" --cpu-prof --cpu-prof-dir=${join(profDir, label)} "$@"`,
               ],
             }
-          : {}),
+          : straceDir && label === 'edit'
+            ? {
+                wrap: [
+                  'sh',
+                  '-c',
+                  `exec strace -f -qq -e trace=execve -e signal=none -o "${join(straceDir, label)}.$$" "$0" "$@"`,
+                ],
+              }
+            : {}),
       });
     const k = lines.toLocaleString('en');
     const out: Sample[] = [];

@@ -1,7 +1,8 @@
 /** The reconcile environment for this host: its platform's drivers, the state directory, the Exec and reporter. */
 import type { ReconcileEnv } from '../reconciler/observe.js';
 import type { Claims } from '../resources/driver.js';
-import type { Platform } from '../resources/registry.js';
+import { observeListings, type Platform } from '../resources/registry.js';
+import { ReadPassExec } from '../resources/read-pass.js';
 import { DryExec, ProcessExec, type Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
 import {
@@ -34,11 +35,13 @@ export interface HostEnv extends ReconcileEnv {
 }
 
 export async function hostEnv(o: HostEnvOptions): Promise<HostEnv> {
-  const exec = o.exec
+  const base = o.exec
     ? o.dryRun && !o.exec.dryRun
       ? new DryExec(o.exec, o.reporter)
       : o.exec
     : new ProcessExec(o.reporter, o.dryRun ?? false);
+  // the observation's listings, one run per reconcile pass (reconciler/run.ts opens it)
+  const exec = new ReadPassExec(base, observeListings(o.platform.os));
   // an unusable record is moved aside and becomes a warning, never a crash (util/state.ts)
   const state =
     o.state ??
@@ -51,6 +54,7 @@ export async function hostEnv(o: HostEnvOptions): Promise<HostEnv> {
     state,
     applied: new AppliedStore(state),
     exec,
+    reads: exec,
     reporter: o.reporter,
     secrets: o.secrets,
   };

@@ -21,6 +21,12 @@ import { verify } from './verify.js';
 export type Outcome =
   'unchanged' | 'planned' | 'converged' | 'rolled-back' | 'failed-closed' | 'failed';
 
+/** what the observe actor is given; `again`: a verification retry (shared listings are read afresh) */
+export interface ObserveInput {
+  desired: DesiredState;
+  again?: boolean;
+}
+
 export interface ReconcileInput {
   desired: DesiredState;
   lastApplied?: AnyResource[] | undefined;
@@ -90,7 +96,7 @@ export const reconcileMachine = setup({
     output: {} as ReconcileContext,
   },
   actors: {
-    observe: fromPromise<ObservedState, { desired: DesiredState }>(async () => {
+    observe: fromPromise<ObservedState, ObserveInput>(async () => {
       throw new AwgError('bug', 'observe actor not provided');
     }),
     apply: fromPromise<ApplyOutput, { plan: Plan }>(async () => {
@@ -172,7 +178,8 @@ export const reconcileMachine = setup({
     verifying: {
       invoke: {
         src: 'observe',
-        input: ({ context }) => ({ desired: context.desired }),
+        // a retry looks again: what it waits for may have changed without a mutation of ours
+        input: ({ context }) => ({ desired: context.desired, again: context.verifyAttempts > 0 }),
         onDone: {
           target: 'checking',
           actions: assign({

@@ -52,6 +52,12 @@ export interface ReconcileEnv {
   reporter: Reporter;
   /** resolved secret values for engine drivers (never logged) */
   secrets?: ReadonlyMap<string, string> | undefined;
+  /**
+   * The Exec's shared listings (resources/read-pass.ts): `reconcile` runs in one pass, so the
+   * drivers' observations, applies and the verify read each listing once until a mutation;
+   * `renew` forgets them (a verification retry, a rollback: they look again)
+   */
+  reads?: { pass<T>(f: () => Promise<T>): Promise<T>; renew(): void } | undefined;
 }
 
 /**

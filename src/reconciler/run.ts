@@ -5,12 +5,13 @@
 import { createActor, fromPromise, toPromise, type SimulatedClock } from 'xstate';
 import { AwgError, toAwgError } from '../errors.js';
 import type { AnyChange, Plan } from '../model/change.js';
-import type { DesiredState, ObservedState } from '../model/resources.js';
+import type { ObservedState } from '../model/resources.js';
 import { CommittedReadBackError } from '../resources/driver.js';
 import { executeBestEffort, executeChanges } from './execute.js';
 import {
   reconcileMachine,
   type ApplyOutput,
+  type ObserveInput,
   type ReconcileContext,
   type ReconcileInput,
   type RollbackInput,
@@ -37,6 +38,8 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
       ? 'kill switch on: ending fail-closed'
       : 'restoring the state observed before apply',
   });
+  // what failed may have changed the host without a mutation the shared listings saw
+  env.reads?.renew();
   const now = await observeWith(env, input.desired);
   let back: Plan = revert(input.before, now);
   // Fail-closed keeps (or installs) the desired firewall and what it references (the cgroups
@@ -78,9 +81,10 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
 export function productionMachine(env: ReconcileEnv) {
   return reconcileMachine.provide({
     actors: {
-      observe: fromPromise<ObservedState, { desired: DesiredState }>(({ input }) =>
-        observeWith(env, input.desired),
-      ),
+      observe: fromPromise<ObservedState, ObserveInput>(({ input }) => {
+        if (input.again) env.reads?.renew();
+        return observeWith(env, input.desired);
+      }),
       apply: fromPromise<ApplyOutput, { plan: Plan }>(async ({ input, signal }) => {
         env.reporter.report({ type: 'phase', phase: 'apply' });
         const r = await executeChanges(
@@ -114,10 +118,13 @@ export async function reconcile(
     input,
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
-  actor.start();
-  try {
-    return await toPromise(actor);
-  } catch (e) {
-    throw toAwgError(e);
-  }
+  const run = async () => {
+    actor.start();
+    try {
+      return await toPromise(actor);
+    } catch (e) {
+      throw toAwgError(e);
+    }
+  };
+  return env.reads ? env.reads.pass(run) : run();
 }

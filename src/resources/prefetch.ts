@@ -9,7 +9,13 @@
  * again so the error is exactly the one the inner Exec reports). Mutations and records go
  * straight to the inner Exec.
  */
-import { ProcessExec, type Exec, type ExecOptions, type ExecResult } from '../util/exec.js';
+import {
+  ProcessExec,
+  type Exec,
+  type ExecOptions,
+  type ExecResult,
+  type RecordOptions,
+} from '../util/exec.js';
 import type { Read } from './reads.js';
 
 const key = (cmd: string, args: readonly string[]) => [cmd, ...args].join('\0');
@@ -45,8 +51,8 @@ export class PrefetchExec implements Exec {
     return this.inner.mutate(cmd, args, opts);
   }
 
-  record(display: string): boolean {
-    return this.inner.record(display);
+  record(display: string, opts?: RecordOptions): boolean {
+    return this.inner.record(display, opts);
   }
 
   get mutations(): number {
@@ -68,5 +74,6 @@ export class PrefetchExec implements Exec {
  * process instead (netlink reaches the same kernel, in the same network namespace).
  */
 export function runsOnHost(exec: Pick<Exec, 'read'>): boolean {
-  return exec instanceof ProcessExec || (exec instanceof PrefetchExec && exec.onHost);
+  // a wrapper (PrefetchExec, read-pass.ts ReadPassExec) says it of its inner Exec
+  return exec instanceof ProcessExec || (exec as { onHost?: unknown }).onHost === true;
 }

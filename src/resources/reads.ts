@@ -31,10 +31,18 @@ export const TC_QDISC_READ: Read = ['tc', ['-j', 'qdisc', 'show']];
 
 /**
  * every command one observation of all Linux kinds runs on this host (the nft read covers any
- * table); the routes and rules are read over netlink in this process there (route/linux.ts,
- * rule/linux.ts), by `routeRead`/`ruleRead` only through an Exec that runs elsewhere
+ * table); the links, addresses, routes and rules are read over netlink in this process there
+ * (link/rows.ts, route/linux.ts, rule/linux.ts), by `ip` only through an Exec that runs elsewhere
  */
 export function linuxObserveReads(_nftTable: string): Read[] {
+  return [NFT_RULESET_READ, TC_QDISC_READ];
+}
+
+/**
+ * the listings the Linux drivers read, wherever their Exec runs: what one reconcile run shares
+ * (read-pass.ts)
+ */
+export function linuxListings(): Read[] {
   return [LINK_READ, ADDR_READ, NFT_RULESET_READ, TC_QDISC_READ];
 }
 

@@ -10,7 +10,7 @@
  */
 import type { EngineIo } from '../dataplane/engine.js';
 import { ENGINE_IO, PER_APP, type Platform } from './platform/platform.js';
-import { linuxObserveReads, type Read } from './reads.js';
+import { linuxListings, linuxObserveReads, type Read } from './reads.js';
 
 export type { DriverOptions, Platform } from './platform/platform.js';
 
@@ -63,4 +63,9 @@ export function loadPlatform(os: NodeJS.Platform = process.platform): Promise<Pl
  */
 export function observeReads(nftTable: string, os: NodeJS.Platform = process.platform): Read[] {
   return os === 'linux' ? linuxObserveReads(nftTable) : [];
+}
+
+/** The listings the drivers read on this platform, that one reconcile run shares (read-pass.ts). */
+export function observeListings(os: NodeJS.Platform = process.platform): Read[] {
+  return os === 'linux' ? linuxListings() : [];
 }

@@ -25,13 +25,22 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
+/**
+ * What a recorded mutation touched, for what reads it ends (resources/read-pass.ts): `nft` —
+ * nf_tables only (a set's elements over netlink); `files` — files only (no kernel state an
+ * observation lists). Absent: anything.
+ */
+export interface RecordOptions {
+  touches?: 'nft' | 'files';
+}
+
 export interface Exec {
   /** a command that only reads state; runs under dry-run too */
   read(cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** a command that changes the system; logged, counted, skipped under dry-run */
   mutate(cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** report a mutation performed without a process (netlink, file write, ioctl) */
-  record(display: string): boolean;
+  record(display: string, opts?: RecordOptions): boolean;
   readonly mutations: number;
   readonly dryRun: boolean;
 }

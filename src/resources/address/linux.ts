@@ -9,8 +9,8 @@ import type { AddressSpec, ForeignObject, Resource } from '../../model/resources
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { canonicalHostCidr, parseAddrJson, type ParsedAddresses } from './parse.js';
-import { ADDR_READ } from '../reads.js';
+import { canonicalHostCidr, classifyAddresses, type ParsedAddresses } from './parse.js';
+import { readLinkRows } from '../link/rows.js';
 import { ownershipView } from '../link/linux.js';
 import type { StateStore } from '../../util/state.js';
 
@@ -25,8 +25,11 @@ export async function readAddresses(
   prefix: string,
   state?: StateStore,
 ): Promise<ParsedAddresses> {
-  const r = await exec.read(ADDR_READ[0], [...ADDR_READ[1]]);
-  return parseAddrJson(r.stdout, prefix, state ? ownershipView(state) : {});
+  return classifyAddresses(
+    await readLinkRows(exec, true),
+    prefix,
+    state ? ownershipView(state) : {},
+  );
 }
 
 export function addrArgs(op: 'add' | 'del', a: AddressSpec): string[] {

@@ -22,7 +22,7 @@ import { ids } from '../../model/identity.js';
 import { rulesetOf } from '../../model/firewall-sets.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
-import { ProcessExec, type Exec } from '../../util/exec.js';
+import type { Exec } from '../../util/exec.js';
 import {
   CommittedReadBackError,
   type Driver,
@@ -156,10 +156,9 @@ export async function readRuleset(
   table: string,
   o: { reuse?: boolean } = {},
 ): Promise<RulesetRead> {
-  const gen =
-    exec instanceof ProcessExec
-      ? (await import('../../native/nftset.js')).nftGeneration()
-      : undefined;
+  const gen = runsOnHost(exec)
+    ? (await import('../../native/nftset.js')).nftGeneration()
+    : undefined;
   if (o.reuse && gen !== undefined) {
     const had = listings.get(table);
     if (had?.gen === gen) return had.read;
@@ -202,6 +201,10 @@ function firstDifference(a: string, b: string): string {
       return `line ${i + 1}: wanted ${JSON.stringify(x[i] ?? '')}, got ${JSON.stringify(y[i] ?? '')}`;
   return 'no difference';
 }
+
+/** what the driver's records touch (read-pass.ts: which shared listings they end) */
+const NFT = { touches: 'nft' } as const;
+const FILES = { touches: 'files' } as const;
 
 export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'firewall'> {
   return {
@@ -307,10 +310,12 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         const path = join(ctx.state.dir, BOOT_RULESET_FILE);
         try {
           if (boot === undefined) {
-            if (ctx.exec.record(`rm ${path} (the kill switch at boot)`)) bootCopy.remove(ctx.state);
+            if (ctx.exec.record(`rm ${path} (the kill switch at boot)`, FILES))
+              bootCopy.remove(ctx.state);
           } else if (
             ctx.exec.record(
               `write ${path} (the kill switch at boot, ${boot.split('\n').length - 1} lines, mode 0600)`,
+              FILES,
             )
           )
             bootCopy.write(ctx.state, spec.table, boot);
@@ -396,6 +401,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
             if (
               ctx.exec.record(
                 `netlink: fill nft set inet ${table} ${s.name} (${els.length} intervals)`,
+                NFT,
               )
             )
               kernel.fill(table, s.name, els);
@@ -417,7 +423,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       let held = contents;
       for (const u of plan.updated) {
         const what = `netlink: change nft set inet ${table} ${u.name} in place (+${u.added} −${u.removed})`;
-        if (kernel && ctx.exec.record(what)) updateInPlace(kernel, table, u);
+        if (kernel && ctx.exec.record(what, NFT)) updateInPlace(kernel, table, u);
         held = withUpdate(held, listed?.overlaid ?? new Set(), u);
         writeContents(ctx.state, held);
       }

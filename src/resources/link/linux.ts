@@ -18,10 +18,10 @@ import { quoteArg, type Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import type { NetlinkSocket } from '../../native/netlink.js';
 import { IFB_PREFIX } from '../../model/shaping.js';
-import { LINK_READ } from '../reads.js';
+import { readLinkRows } from './rows.js';
 import {
+  classifyLinks,
   linkAlias,
-  parseLinkJson,
   type LinkDetails,
   type OwnershipView,
   type ParsedLinks,
@@ -53,8 +53,7 @@ export async function readLinks(
   prefix: string,
   state?: StateStore,
 ): Promise<ParsedLinks> {
-  const r = await exec.read(LINK_READ[0], [...LINK_READ[1]]);
-  return parseLinkJson(r.stdout, prefix, state ? ownershipView(state) : {});
+  return classifyLinks(await readLinkRows(exec, false), prefix, state ? ownershipView(state) : {});
 }
 
 /** what the drivers of links, addresses and shapers need to tell our links apart */

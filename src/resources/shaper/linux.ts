@@ -19,8 +19,9 @@ import { specEqual } from '../../util/canonical.js';
 import type { Exec } from '../../util/exec.js';
 import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult } from '../driver.js';
-import { LINK_READ, TC_QDISC_READ } from '../reads.js';
-import { parseLinkJson, type IpLinkJson } from '../link/parse.js';
+import { TC_QDISC_READ } from '../reads.js';
+import { classifyLinks } from '../link/parse.js';
+import { readLinkRows } from '../link/rows.js';
 import { ownershipView } from '../link/linux.js';
 import {
   clsactOf,
@@ -58,10 +59,9 @@ async function readLinkView(
   prefix: string,
   state: StateStore,
 ): Promise<LinkView> {
-  const r = await exec.read(LINK_READ[0], [...LINK_READ[1]]);
-  const t = r.stdout.trim();
-  const all = t ? (JSON.parse(t) as IpLinkJson[]).flatMap((l) => (l.ifname ? [l.ifname] : [])) : [];
-  const p = parseLinkJson(r.stdout, prefix, ownershipView(state));
+  const rows = await readLinkRows(exec, false);
+  const all = rows.flatMap((l) => (l.ifname ? [l.ifname] : []));
+  const p = classifyLinks(rows, prefix, ownershipView(state));
   const tuns = new Set<string>();
   const ifbs = new Set<string>();
   for (const l of p.owned) (l.spec.kind === 'ifb' ? ifbs : tuns).add(l.spec.name);

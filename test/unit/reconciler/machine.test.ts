@@ -90,6 +90,34 @@ describe('reconcile machine', () => {
     expect(reporter.mutations.length).toBe(before);
   });
 
+  it('a run is one read pass of the environment: every observation and apply inside it', async () => {
+    const d = createFakeDriverSet();
+    const { env: e } = env(d);
+    let open = 0;
+    const seen: number[] = [];
+    e.reads = {
+      renew() {},
+      async pass<T>(f: () => Promise<T>): Promise<T> {
+        open++;
+        try {
+          return await f();
+        } finally {
+          open--;
+        }
+      },
+    };
+    const observe = d.link.observe.bind(d.link);
+    d.link.observe = (scope) => {
+      seen.push(open);
+      return observe(scope);
+    };
+    const r = await run(e, { desired: config('off'), dryRun: false, failClosed: false });
+    expect(r.outcome).toBe('converged');
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    expect(seen.every((n) => n === 1)).toBe(true);
+    expect(open).toBe(0);
+  });
+
   it('dry run plans but mutates nothing', async () => {
     const d = createFakeDriverSet();
     const { env: e, reporter } = env(d);

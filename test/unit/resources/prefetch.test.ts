@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { PrefetchExec } from '../../../src/resources/prefetch.js';
 import {
+  ADDR_READ,
   DEFAULT_NFT_TABLE,
+  LINK_READ,
   linuxObserveReads,
   routeRead,
   ruleRead,
@@ -77,7 +79,7 @@ describe('PrefetchExec', () => {
     await expect(e.read('nft', ['list', 'tables'])).rejects.toThrow('ENOENT');
   });
 
-  it('one observation of the Linux drivers runs exactly the prefetched reads, each once (and the routes and rules, which a host reads over netlink)', async () => {
+  it('one observation of the Linux drivers runs exactly the prefetched reads, each once (and the links, addresses, routes and rules, which a host reads over netlink)', async () => {
     expect(DEFAULT_CLAIMS.nftTable).toBe(DEFAULT_NFT_TABLE);
     const inner = new CountingExec();
     const exec = new PrefetchExec(inner, linuxObserveReads(DEFAULT_NFT_TABLE));
@@ -93,9 +95,10 @@ describe('PrefetchExec', () => {
     // the canned outputs are not valid ip/nft output: only which commands run matters here
     for (const k of ['link', 'address', 'route', 'rule', 'firewall'] as const)
       await drivers[k]!.observe(scope).catch(() => undefined);
-    // this Exec runs nowhere: the route and rule drivers read by `ip`, which on a host they do not
-    const routes = [routeRead(4), routeRead(6), ruleRead(4), ruleRead(6)].map(([cmd, args]) =>
-      [cmd, ...args].join(' '),
+    // this Exec runs nowhere: the link, address, route and rule drivers read by `ip`, which on a
+    // host they do not
+    const routes = [LINK_READ, ADDR_READ, routeRead(4), routeRead(6), ruleRead(4), ruleRead(6)].map(
+      ([cmd, args]) => [cmd, ...args].join(' '),
     );
     expect(inner.runs.sort()).toEqual([...prefetched, ...routes].sort());
   });

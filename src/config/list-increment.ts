@@ -131,14 +131,7 @@ function insertIntervals<T extends number | bigint>(
   for (const a of add) {
     const one = (typeof a.start === 'bigint' ? 1n : 1) as T;
     // the first interval ending at or after the address before a.start (overlaps, touches, past)
-    let lo = 0;
-    let hi = out.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const e = out[mid]!.end;
-      if (e >= a.start || a.start - e === one) hi = mid;
-      else lo = mid + 1;
-    }
+    const lo = firstEndingFrom(out, step(a.start, -1));
     // then every one that starts at or before the one after a.end
     let end = lo;
     while (end < out.length) {

@@ -15,7 +15,7 @@ import {
 } from './rtnl.js';
 import { IFLA_MTU, IFLA_OPERSTATE, IFA_ADDRESS, IFA_FLAGS, IFA_LABEL, IFA_LOCAL } from './rtnl.js';
 import { RTM_NEWADDR, RTM_NEWLINK, cstr, parseAttrs, type NlMessage } from './rtnl.js';
-import { inetNtop } from './rtnl-routing.js';
+import { IFA_F_PERMANENT, IFF_RUNNING, IFF_UP, inetNtop } from './rtnl.js';
 
 /** IFLA_LINK: the link's lower (veth peer, vlan parent) */
 export const IFLA_LINK = 5;
@@ -35,8 +35,6 @@ const IFLA_TUN_NUM_DISABLED_QUEUES = 9;
 const IFF_TUN = 0x1;
 const IFF_TAP = 0x2;
 
-const IFF_UP = 0x1;
-const IFF_RUNNING = 0x40;
 /** iproute2's print_link_flags order (ip/ipaddress.c) */
 const FLAG_NAMES: readonly [number, string][] = [
   [0x8, 'LOOPBACK'],
@@ -76,7 +74,6 @@ const IFA_FLAG_NAMES: readonly [number, string][] = [
   [0x800, 'stable-privacy'],
 ];
 const IFA_F_SECONDARY = 0x01;
-const IFA_F_PERMANENT = 0x80;
 
 /** One link of a dump: the ifinfomsg and the attributes a row is made of. */
 export interface LinkMsg {

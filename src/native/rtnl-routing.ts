@@ -22,6 +22,7 @@ import {
   u32Attr,
   type Attr,
   type NlMessage,
+  inetNtop,
 } from './rtnl.js';
 
 export const RTM_NEWRULE = 32;
@@ -45,43 +46,6 @@ export const FR_ACT_GOTO = 2;
 export const FR_ACT_NOP = 3;
 /** RTN_NAT as a rule's action: iproute2 prints it as `map-to`/`masquerade`, not as `action` */
 export const RTN_NAT = 10;
-
-/**
- * Address bytes → text as glibc's inet_ntop writes it (iproute2 prints addresses so): IPv6
- * with the longest run of two or more zero groups (the first of equal ones) as `::`, and
- * `::ffff:a.b.c.d` / `::a.b.c.d` with the IPv4 address dotted.
- */
-export function inetNtop(b: Buffer): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) return b.toString('hex');
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push(b.readUInt16BE(i));
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  if (bestLen < 2) best = -1;
-  const v4 = best === 0 && (bestLen === 6 || (bestLen === 5 && w[5] === 0xffff));
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === best) {
-      out += i === 0 ? '::' : ':';
-      i += bestLen - 1;
-      continue;
-    }
-    if (v4 && i === 6) return `${out}${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-    out += w[i]!.toString(16) + (i < 7 ? ':' : '');
-  }
-  return out;
-}
 
 /** One route of a dump, as far as the routing facts read it. */
 export interface RouteRow {

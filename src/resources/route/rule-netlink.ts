@@ -5,7 +5,8 @@
  * iproute2 6.1 does not print are not printed. Pure.
  */
 import { parseAttrs, type NlMessage } from '../../native/rtnl.js';
-import { FIB_RULE_HDR_LEN, RTM_NEWRULE, inetNtop } from '../../native/rtnl-routing.js';
+import { FIB_RULE_HDR_LEN, RTM_NEWRULE } from '../../native/rtnl-routing.js';
+import { inetNtop } from '../../native/rtnl.js';
 
 const FRA_DST = 1;
 const FRA_SRC = 2;

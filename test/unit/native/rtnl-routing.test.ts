@@ -25,6 +25,7 @@ import {
   parseAddr,
   parseMessages,
   u32Attr,
+  inetNtop,
 } from '../../../src/native/rtnl.js';
 import {
   FRA_PRIORITY,
@@ -36,7 +37,6 @@ import {
   buildGetRouteDump,
   buildGetRuleDump,
   buildRouteGet,
-  inetNtop,
   parseRouteRow,
   parseRuleRow,
 } from '../../../src/native/rtnl-routing.js';

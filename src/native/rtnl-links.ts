@@ -8,14 +8,21 @@
 import {
   AF_INET,
   AF_INET6,
-  IFLA_IFALIAS,
-  IFLA_IFNAME,
-  IFLA_INFO_KIND,
-  IFLA_LINKINFO,
+  IFA_ADDRESS,
+  IFA_FLAGS,
+  IFA_F_PERMANENT,
+  IFA_LABEL,
+  IFA_LOCAL,
+  IFF_RUNNING,
+  IFF_UP,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  cstr,
+  inetNtop,
+  parseAttrs,
+  readLinkBasics,
+  type NlMessage,
 } from './rtnl.js';
-import { IFLA_MTU, IFLA_OPERSTATE, IFA_ADDRESS, IFA_FLAGS, IFA_LABEL, IFA_LOCAL } from './rtnl.js';
-import { RTM_NEWADDR, RTM_NEWLINK, cstr, parseAttrs, type NlMessage } from './rtnl.js';
-import { IFA_F_PERMANENT, IFF_RUNNING, IFF_UP, inetNtop } from './rtnl.js';
 
 /** IFLA_LINK: the link's lower (veth peer, vlan parent) */
 export const IFLA_LINK = 5;
@@ -123,24 +130,13 @@ export function parseLinkMsg(m: NlMessage): LinkMsg | undefined {
   if (m.type !== RTM_NEWLINK || p.length < 16) return undefined;
   const a = parseAttrs(p, 16);
   const l: LinkMsg = { ifindex: p.readInt32LE(4), flags: p.readUInt32LE(8) };
-  const name = cstr(a.get(IFLA_IFNAME));
-  if (name !== undefined) l.ifname = name;
-  const mtu = u32(a.get(IFLA_MTU));
-  if (mtu !== undefined) l.mtu = mtu;
-  const op = u8(a.get(IFLA_OPERSTATE));
-  if (op !== undefined) l.operstate = op;
-  const alias = cstr(a.get(IFLA_IFALIAS));
-  if (alias !== undefined) l.alias = alias;
+  const info = readLinkBasics(a, l);
   const link = u32(a.get(IFLA_LINK));
   if (link !== undefined) l.link = link;
   if (a.has(IFLA_LINK_NETNSID)) l.linkNetns = true;
-  const li = a.get(IFLA_LINKINFO);
-  if (li) {
-    const info = parseAttrs(li, 0);
-    const kind = cstr(info.get(IFLA_INFO_KIND));
-    if (kind !== undefined) l.kind = kind;
+  if (info) {
     const data = info.get(IFLA_INFO_DATA);
-    if (kind === 'tun' && data) {
+    if (l.kind === 'tun' && data) {
       const d = parseAttrs(data, 0);
       const flag = (t: number) => {
         const v = u8(d.get(t));

@@ -230,6 +230,31 @@ export interface ResyncEvent {
 
 export type RtnlEvent = LinkEvent | AddrEvent | RouteEvent | ResyncEvent;
 
+/**
+ * The attributes every reader of a link message takes (an event here, a dump's row in
+ * rtnl-links.ts): name, MTU, operational state, alias and kind, set on `into` where present.
+ * Returns IFLA_LINKINFO's nested attributes (the kind's data), if any.
+ */
+export function readLinkBasics(
+  a: Map<number, Buffer>,
+  into: { ifname?: string; mtu?: number; operstate?: number; alias?: string; kind?: string },
+): Map<number, Buffer> | undefined {
+  const name = cstr(a.get(IFLA_IFNAME));
+  if (name !== undefined) into.ifname = name;
+  const mtu = a.get(IFLA_MTU);
+  if (mtu && mtu.length >= 4) into.mtu = mtu.readUInt32LE(0);
+  const op = a.get(IFLA_OPERSTATE);
+  if (op && op.length >= 1) into.operstate = op.readUInt8(0);
+  const alias = cstr(a.get(IFLA_IFALIAS));
+  if (alias !== undefined) into.alias = alias;
+  const li = a.get(IFLA_LINKINFO);
+  if (!li) return undefined;
+  const info = parseAttrs(li, 0);
+  const kind = cstr(info.get(IFLA_INFO_KIND));
+  if (kind !== undefined) into.kind = kind;
+  return info;
+}
+
 /** Parse one rtnetlink message into an event; other message types return undefined. */
 export function parseEvent(m: NlMessage): LinkEvent | AddrEvent | RouteEvent | undefined {
   const p = m.payload;
@@ -247,19 +272,7 @@ export function parseEvent(m: NlMessage): LinkEvent | AddrEvent | RouteEvent | u
         flags: p.readUInt32LE(8),
         change: p.readUInt32LE(12),
       };
-      const name = cstr(a.get(IFLA_IFNAME));
-      if (name !== undefined) ev.ifname = name;
-      const mtu = a.get(IFLA_MTU);
-      if (mtu && mtu.length >= 4) ev.mtu = mtu.readUInt32LE(0);
-      const op = a.get(IFLA_OPERSTATE);
-      if (op && op.length >= 1) ev.operstate = op.readUInt8(0);
-      const alias = cstr(a.get(IFLA_IFALIAS));
-      if (alias !== undefined) ev.alias = alias;
-      const li = a.get(IFLA_LINKINFO);
-      if (li) {
-        const kind = cstr(parseAttrs(li, 0).get(IFLA_INFO_KIND));
-        if (kind !== undefined) ev.kind = kind;
-      }
+      readLinkBasics(a, ev);
       const st = a.get(IFLA_STATS64);
       if (st && st.length >= 32)
         ev.stats = {

@@ -209,6 +209,12 @@ const ev = (pid: number, fd: number): FanotifyEvent => ({ mask: 0x40000n, fd, pi
 
 describe('ExecGate: deciding and answering', () => {
   const LD = elfWithInterp('/lib64/ld-linux-x86-64.so.2');
+  /**
+   * a clock that does not move: a pass's 100 ms deadline is the lateness test's own subject
+   * (it drives its clock by hand); on the real clock a slow first decision on a loaded machine
+   * made the later events of the same pass late, undecided (CI run #14, Node 24)
+   */
+  const now = () => 0;
 
   it('the file named decides; the ELF loader that follows never does; every event is answered', () => {
     const g = fakeGroup();
@@ -225,6 +231,7 @@ describe('ExecGate: deciding and answering', () => {
     const gate = new ExecGate({
       group: g,
       files,
+      now,
       decide: (pid, f, named) => (
         decided.push([pid, f, named]),
         f.startsWith('/opt/work') ? 'placed' : 'miss'
@@ -258,7 +265,7 @@ describe('ExecGate: deciding and answering', () => {
       decided.push([f, named]),
       f.startsWith('/opt/work') || f.includes('python') ? 'placed' : 'miss'
     );
-    const gate = new ExecGate({ group: g, files, decide });
+    const gate = new ExecGate({ group: g, files, decide, now });
     g.queue.push([ev(200, 20), ev(200, 21), ev(200, 22)], [ev(201, 23), ev(201, 24), ev(201, 25)]);
     gate.pump();
     expect(decided).toEqual([
@@ -308,6 +315,7 @@ describe('ExecGate: deciding and answering', () => {
     const gate = new ExecGate({
       group: g,
       files,
+      now,
       decide: (_pid, f) => (f.startsWith('/opt/work') ? 'deny' : 'miss'),
     });
     g.queue.push([ev(500, 50), ev(501, 51), ev(501, 52), ev(502, 53)]);
@@ -328,6 +336,7 @@ describe('ExecGate: deciding and answering', () => {
     const gate = new ExecGate({
       group: g,
       files: fakeFiles({}, {}),
+      now,
       decide: () => 'miss',
       onError: (m) => errors.push(m),
     });

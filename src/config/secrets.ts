@@ -197,10 +197,21 @@ export function checkSecrets(
   return { values, issues };
 }
 
-/** X25519 public key (base64) of a base64 private key, through node:crypto. */
+/** The fixed PKCS#8 DER head of an X25519 private key; the 32 raw bytes follow it. */
+const X25519_PKCS8_HEAD = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+/**
+ * X25519 public key (base64) of a base64 private key, through node:crypto. The raw key is
+ * wrapped in PKCS#8 DER, not given as a JWK: Node 24.22.3 refuses an OKP JWK whose `x` does
+ * not match `d`, and the public half is what we are computing.
+ */
 export function publicKeyOf(privateKeyB64: string): string {
-  const d = Buffer.from(privateKeyB64, 'base64').toString('base64url');
-  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d, x: '' }, format: 'jwk' });
-  const jwk = createPublicKey(key).export({ format: 'jwk' }) as { x: string };
-  return Buffer.from(jwk.x, 'base64url').toString('base64');
+  const raw = Buffer.from(privateKeyB64, 'base64');
+  const key = createPrivateKey({
+    key: Buffer.concat([X25519_PKCS8_HEAD, raw]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
+  return spki.subarray(spki.length - 32).toString('base64');
 }

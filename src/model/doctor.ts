@@ -82,6 +82,8 @@ export interface DoctorObservation {
   /** default routes (0/0, ::/0, and the 0/1 + 128/1 halves) in every table */
   defaultRoutes: ObservedRoute[];
   rules: ObservedRule[];
+  /** the families whose routes or rules could not be read (their checks are skipped, not passed) */
+  unread?: { routes: (4 | 6)[]; rules: (4 | 6)[] };
   /** every nft table and chain (iptables-nft's chains are there too) */
   nft?: { family: string; table: string; chains: string[] }[];
   /** absent: systemd is not PID 1 (or systemctl cannot be asked) */
@@ -151,6 +153,12 @@ export function diagnose(o: DoctorObservation): DoctorReport {
       fix: 'stop the VPN that added it (wg-quick, tailscale, mullvad, …); awg and it cannot both route by marks',
     });
   }
+
+  const fams = (f: (4 | 6)[]) => f.map((x) => `IPv${x}`).join(' and ');
+  if (o.unread?.routes.length)
+    skipped.push(`foreign-default-route: the ${fams(o.unread.routes)} routes could not be read`);
+  if (o.unread?.rules.length)
+    skipped.push(`foreign-fwmark-rule: the ${fams(o.unread.rules)} rules could not be read`);
 
   // ---- other VPNs' firewalls
   if (o.nft === undefined) skipped.push('foreign-firewall: nft could not be read');

@@ -85,12 +85,12 @@ type Rows = Record<string, unknown>[];
 /**
  * Every table's default routes and every rule of both families: over netlink (the rows
  * `ip -j -N` prints, route/probe-netlink.ts) when there is a reader, else by `ip`. A family
- * whose read fails is left out.
+ * whose read fails is left out and named in `unread` (the analysis skips its check).
  */
 async function readRouting(
   o: DoctorGatherOptions,
   read: Read,
-): Promise<Pick<DoctorObservation, 'defaultRoutes' | 'rules'>> {
+): Promise<Pick<DoctorObservation, 'defaultRoutes' | 'rules' | 'unread'>> {
   const own = o.reader ? undefined : await ownReader(o.exec);
   const reader = o.reader ?? own;
   const families = [4, 6] as const;
@@ -104,9 +104,14 @@ async function readRouting(
           Promise.all(families.map(async (f) => jsonRows(await read(...routeRead(f))))),
           Promise.all(families.map(async (f) => jsonRows(await read(...ruleRead(f))))),
         ]);
+    const unread = {
+      routes: families.filter((_, i) => routes[i] === undefined),
+      rules: families.filter((_, i) => rules[i] === undefined),
+    };
     return {
       defaultRoutes: families.flatMap((f, i) => defaultRoutesOf(routes[i] ?? [], f)),
       rules: families.flatMap((f, i) => rulesOf(rules[i] ?? [], f)),
+      ...(unread.routes.length + unread.rules.length > 0 ? { unread } : {}),
     };
   } finally {
     own?.close();
@@ -129,8 +134,9 @@ function attempt<T>(f: () => T): T | undefined {
   }
 }
 
+/** `ip -j` output → rows; undefined when the read failed or printed something else */
 const jsonRows = (json: string | undefined): Rows | undefined =>
-  json === undefined ? undefined : (JSON.parse(json) as Rows);
+  json === undefined ? undefined : attempt(() => JSON.parse(json) as Rows);
 
 /** `ip route show table all` names no table for main's routes (the reader's rows name 254) */
 const ipTableRows = (rows: readonly object[]): Rows =>

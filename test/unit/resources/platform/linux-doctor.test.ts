@@ -7,6 +7,7 @@
  * moment the replies were captured).
  */
 import { describe, expect, it } from 'vitest';
+import { diagnose } from '../../../../src/model/doctor.js';
 import { gatherLinux } from '../../../../src/resources/platform/linux-doctor.js';
 import type { Exec } from '../../../../src/util/exec.js';
 import { fx, replaying } from '../route/netlink-replay.js';
@@ -85,5 +86,28 @@ describe('awg doctor: routes and rules', () => {
     const got = await gather(remoteExec().exec, reader);
     expect(got.rules).toEqual([]);
     expect(got.defaultRoutes.length).toBeGreaterThan(0);
+    // the analysis names the check it could not make instead of passing it
+    expect(got.unread).toEqual({ routes: [], rules: [4, 6] });
+    expect(diagnose(got).skipped).toContain(
+      'foreign-fwmark-rule: the IPv4 and IPv6 rules could not be read',
+    );
+  });
+
+  it('an `ip` that fails or prints something else: that family is unread and its check skipped', async () => {
+    const base = remoteExec().exec;
+    const exec: Pick<Exec, 'read'> = {
+      read: (cmd, args) =>
+        cmd === 'ip' && args.includes('route') && args.includes('-6')
+          ? Promise.resolve({ stdout: 'not json', stderr: '', code: 0 })
+          : base.read(cmd, args),
+    };
+    const got = await gather(exec);
+    expect(got.unread).toEqual({ routes: [6], rules: [] });
+    expect(got.defaultRoutes.every((r) => r.family === 4)).toBe(true);
+    expect(diagnose(got).skipped).toContain(
+      'foreign-default-route: the IPv6 routes could not be read',
+    );
+    // both families read: nothing unread
+    expect((await gather(remoteExec().exec)).unread).toBeUndefined();
   });
 });

@@ -31,11 +31,14 @@
  * writes V8 CPU profiles of the applies under DIR, `AWG_BENCH_STRACE=DIR` the list edit's process
  * starts (strace's execve lines) there. `AWG_BENCH_LOAD=N`: N busy loops (each a
  * shell `while :; do :; done` in a session of its own, as dataplane.bench.ts) for the whole
- * run, killed at its end.
+ * run, killed at its end. The CLI runs as installed (the bundle in a package's layout,
+ * apply.bench.ts `bundledLayout`); `AWG_BENCH_LAYOUT=dist` runs the checkout's tsc dist/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bundledLayout } from './apply.bench.js';
 import { randomBytes } from 'node:crypto';
 import {
   REPO_ROOT,
@@ -186,7 +189,12 @@ export async function listsApplyBench(
   await ensureDist();
   await sweepStaleNetns();
   const loops: ChildProcess[] = [];
-  const bin = join(REPO_ROOT, 'bin/awg.js');
+  // what users run: an installed package's layout (the bundle, as `npm i -g` and the .deb
+  // have it); AWG_BENCH_LAYOUT=dist runs the checkout's tsc dist/ (a clone's build)
+  const layout = process.env.AWG_BENCH_LAYOUT === 'dist' ? 'checkout dist/' : 'installed bundle';
+  console.log(`layout: ${layout}`);
+  const work = mkdtempSync(join(tmpdir(), 'awgt-bench-lists-'));
+  let bin = join(REPO_ROOT, 'bin/awg.js');
   const tag = randomBytes(3).toString('hex');
   const N = 200 + Math.floor(Math.random() * 14) * 4;
   const UA = `10.200.${N}.1`;
@@ -202,6 +210,7 @@ export async function listsApplyBench(
   let peer: WgGo | undefined;
   const servers: NsProcess[] = [];
   try {
+    if (layout === 'installed bundle') bin = await bundledLayout(work);
     for (let i = 0; i < Number(process.env.AWG_BENCH_LOAD ?? 0); i++)
       loops.push(spawn('setsid', ['sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }));
     nsA = await createNetns('bla');
@@ -523,11 +532,11 @@ default: direct
   } finally {
     for (const l of loops) l.kill('SIGKILL');
     for (const s of servers) await s.kill(1000);
-    if (env && nsA)
-      await awg(nsA, env, ['down'], { bin: join(REPO_ROOT, 'bin/awg.js') }).catch(() => undefined);
+    if (env && nsA) await awg(nsA, env, ['down'], { bin }).catch(() => undefined);
     await peer?.stop().catch(() => undefined);
     for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
     cleanupAwgEnv(env);
+    rmSync(work, { recursive: true, force: true });
   }
 }
 

@@ -58,13 +58,23 @@ export function parseV6(s: string): bigint | undefined {
 /** an IPv6 address in its canonical text form */
 export function v6String(n: bigint): string {
   // RFC 5952 as ipaddr.js writes it (its toString, the test's reference), without building an
-  // object and running its regular expressions per address (a list's thousands of intervals)
-  const g: number[] = new Array<number>(8);
-  let x = n;
-  for (let i = 7; i >= 0; i--) {
-    g[i] = Number(x & 0xffffn);
-    x >>= 16n;
-  }
+  // object and running its regular expressions per address (a list's thousands of intervals);
+  // the groups come from two 64-bit halves, the text by concatenation (no arrays per address)
+  const hi = BigInt.asUintN(64, n >> 64n);
+  const lo = BigInt.asUintN(64, n);
+  const g = V6_GROUPS;
+  const hiH = Number(hi >> 32n);
+  const hiL = Number(hi & 0xffffffffn);
+  const loH = Number(lo >> 32n);
+  const loL = Number(lo & 0xffffffffn);
+  g[0] = hiH >>> 16;
+  g[1] = hiH & 0xffff;
+  g[2] = hiL >>> 16;
+  g[3] = hiL & 0xffff;
+  g[4] = loH >>> 16;
+  g[5] = loH & 0xffff;
+  g[6] = loL >>> 16;
+  g[7] = loL & 0xffff;
   // the longest run of two or more zero groups, the first of equal ones
   let best = -1;
   let bestLen = 1;
@@ -81,12 +91,17 @@ export function v6String(n: bigint): string {
     }
     i = j;
   }
-  const hex = (a: number, b: number) =>
-    g
-      .slice(a, b)
-      .map((v) => v.toString(16))
-      .join(':');
-  return best < 0 ? hex(0, 8) : `${hex(0, best)}::${hex(best + bestLen, 8)}`;
+  if (best < 0) return groupsText(g, 0, 8);
+  return `${groupsText(g, 0, best)}::${groupsText(g, best + bestLen, 8)}`;
+}
+
+/** scratch for v6String (one address at a time; nothing keeps it) */
+const V6_GROUPS = new Uint16Array(8);
+
+function groupsText(g: Uint16Array, a: number, b: number): string {
+  let out = '';
+  for (let i = a; i < b; i++) out += i === a ? g[i]!.toString(16) : `:${g[i]!.toString(16)}`;
+  return out;
 }
 
 export function parseAddress(s: string): Entry | string {

@@ -34,7 +34,6 @@ const MAGIC = Buffer.from('awgplst1', 'latin1');
 export const LIST_SNAPSHOT_LAYOUT = 2;
 const HEAD = MAGIC.length + 64;
 const U32_MAX = 0xffffffff;
-const U64 = (1n << 64n) - 1n;
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** what, besides the list's bytes, a parse depends on */
@@ -50,14 +49,18 @@ const keyText = (k: SnapshotKey): string =>
 
 export const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();
 
+const viewOf = (b: Buffer): DataView => new DataView(b.buffer, b.byteOffset, b.length);
+
 class Writer {
   private buf = Buffer.allocUnsafe(1 << 16);
+  private view = viewOf(this.buf);
   used = 0;
   private room(n: number): void {
     if (this.used + n <= this.buf.length) return;
     const grown = Buffer.allocUnsafe(Math.max(this.used + n, this.buf.length * 2));
     this.buf.copy(grown, 0, 0, this.used);
     this.buf = grown;
+    this.view = viewOf(grown);
   }
   u8(v: number): void {
     this.room(1);
@@ -73,8 +76,10 @@ class Writer {
   }
   u128(v: bigint): void {
     this.room(16);
-    this.buf.writeBigUInt64BE(v >> 64n, this.used);
-    this.buf.writeBigUInt64BE(v & U64, this.used + 8);
+    // DataView's setter takes the value modulo 2^64 (the low half as it is), natively;
+    // Buffer#writeBigUInt64BE splits it with BigInt arithmetic in JavaScript
+    this.view.setBigUint64(this.used, v >> 64n);
+    this.view.setBigUint64(this.used + 8, v);
     this.used += 16;
   }
   bytes(b: Uint8Array): void {
@@ -148,7 +153,10 @@ export function encodeParsedList(
 /** a bounds-checked reader: every read past the end throws (the snapshot is refused) */
 class Reader {
   off = 0;
-  constructor(private readonly b: Buffer) {}
+  private readonly view: DataView;
+  constructor(private readonly b: Buffer) {
+    this.view = viewOf(b);
+  }
   private need(n: number): void {
     if (this.off + n > this.b.length) throw new RangeError('short');
   }
@@ -170,10 +178,9 @@ class Reader {
   }
   u128(): bigint {
     this.need(16);
-    const b = this.b;
     const o = this.off;
     this.off += 16;
-    return (b.readBigUInt64BE(o) << 64n) | b.readBigUInt64BE(o + 8);
+    return (this.view.getBigUint64(o) << 64n) | this.view.getBigUint64(o + 8);
   }
   bytes(n: number): Buffer {
     this.need(n);

@@ -1,6 +1,6 @@
 /**
  * The qdiscs of `tc -j qdisc show` from rtnetlink messages (docs/platform-linux.md#rtnetlink,
- * "Qdiscs in-process"): an RTM_GETQDISC dump's RTM_NEWQDISC (struct tcmsg, TCA_KIND,
+ * "Qdiscs"): an RTM_GETQDISC dump's RTM_NEWQDISC (struct tcmsg, TCA_KIND,
  * TCA_OPTIONS) and a link dump's names → the entries iproute2 6.1 prints, with the keys the
  * shaper reads (resources/shaper/parse.ts `parseQdiscJson`) valued as tc prints them. Values
  * from linux/rtnetlink.h and linux/pkt_sched.h (uapi). Pure: no I/O.

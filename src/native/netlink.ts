@@ -403,6 +403,25 @@ export function dumpAddresses(sock: NetlinkSocket, family?: number): AddrEvent[]
     .filter((e): e is AddrEvent => e?.type === 'newaddr');
 }
 
+/**
+ * A dump read whole: one the kernel interrupts (NLM_F_DUMP_INTR: a concurrent change) is read
+ * again with a fresh request (`build` of a new seq), up to `tries` times; an errno is final.
+ */
+export function dumpConsistent<T>(
+  sock: Pick<NetlinkSocket, 'dump' | 'nextSeq'>,
+  build: (seq: number) => Buffer,
+  parse: (m: NlMessage) => T | undefined,
+  tries = 3,
+): T[] {
+  for (let i = 1; ; i++) {
+    try {
+      return sock.dump(build(sock.nextSeq()), parse);
+    } catch (e) {
+      if (i >= tries || e instanceof SyscallError) throw e;
+    }
+  }
+}
+
 /** Monitor socket on the default groups (link, v4/v6 address and route). */
 export function openMonitor(
   opts: Omit<NetlinkOptions, 'groups'> & { groups?: number } = {},

@@ -1,7 +1,7 @@
 /**
  * One read of each observation command per reconcile pass: an Exec that, while a pass is
- * open (`pass`), answers a listed read-only command (reads.ts: `nft -t list ruleset`,
- * `tc -j qdisc show`, and `ip -j -d link|addr show` where those still run as processes) with
+ * open (`pass`), answers a listed read-only command (reads.ts: `nft -t list ruleset`, and
+ * `tc -j qdisc show` and `ip -j -d link|addr show` where those still run as processes) with
  * the result of its first run in the pass, so that the drivers that read the same listing
  * (the shaper and the link driver both list links; the firewall reads the ruleset to observe
  * and again before its load) and the passes of one reconcile (observe, apply, verify) share

@@ -27,15 +27,17 @@ export const ruleRead = (family: 4 | 6): Read => [
  * ≈ 0.5 s for a table with a 65,000-interval set, against ≈ 10 ms for this one.
  */
 export const NFT_RULESET_READ: Read = ['nft', ['-t', 'list', 'ruleset']];
+/** the qdiscs: read over rtnetlink in this process on this host (shaper/qdiscs.ts) */
 export const TC_QDISC_READ: Read = ['tc', ['-j', 'qdisc', 'show']];
 
 /**
  * every command one observation of all Linux kinds runs on this host (the nft read covers any
- * table); the links, addresses, routes and rules are read over netlink in this process there
- * (link/rows.ts, route/linux.ts, rule/linux.ts), by `ip` only through an Exec that runs elsewhere
+ * table); the links, addresses, routes, rules and qdiscs are read over netlink in this process
+ * there (link/rows.ts, route/linux.ts, rule/linux.ts, shaper/qdiscs.ts), by `ip` and `tc` only
+ * through an Exec that runs elsewhere
  */
 export function linuxObserveReads(_nftTable: string): Read[] {
-  return [NFT_RULESET_READ, TC_QDISC_READ];
+  return [NFT_RULESET_READ];
 }
 
 /**

@@ -44,31 +44,22 @@ function idNames(path: string): Map<number, string> {
  * link's `addr_info` (`ip addr show`). Throws when no netlink socket opens.
  */
 export async function netlinkLinkRows(addrs: boolean, netns?: string): Promise<IpLinkJson[]> {
-  const [{ NetlinkSocket }, { buildGetAddrDump, buildGetLinkDump }, rl, { SyscallError }] =
+  const [{ NetlinkSocket, dumpConsistent }, { buildGetAddrDump, buildGetLinkDump }, rl] =
     await Promise.all([
       import('../../native/netlink.js'),
       import('../../native/rtnl.js'),
       import('../../native/rtnl-links.js'),
-      import('../../native/libc.js'),
     ]);
   const sock = NetlinkSocket.open(netns !== undefined ? { netns } : {});
   try {
-    const dump = <T>(
-      build: (seq: number) => Buffer,
-      parse: (m: Parameters<typeof rl.parseLinkMsg>[0]) => T | undefined,
-    ) => {
-      // a dump the kernel interrupts (NLM_F_DUMP_INTR: a concurrent change) is read again
-      for (let i = 1; ; i++) {
-        try {
-          return sock.dump(build(sock.nextSeq()), parse);
-        } catch (e) {
-          if (i >= 3 || e instanceof SyscallError) throw e;
-        }
-      }
-    };
-    const links = dump((seq) => buildGetLinkDump(seq, sock.portid), rl.parseLinkMsg);
+    // a dump the kernel interrupts (NLM_F_DUMP_INTR: a concurrent change) is read again
+    const links = dumpConsistent(
+      sock,
+      (seq) => buildGetLinkDump(seq, sock.portid),
+      rl.parseLinkMsg,
+    );
     const addresses = addrs
-      ? dump((seq) => buildGetAddrDump(seq, 0, sock.portid), rl.parseAddrMsg)
+      ? dumpConsistent(sock, (seq) => buildGetAddrDump(seq, 0, sock.portid), rl.parseAddrMsg)
       : undefined;
     let users: Map<number, string> | undefined;
     let groups: Map<number, string> | undefined;

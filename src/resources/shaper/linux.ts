@@ -2,9 +2,11 @@
  * Linux shaper driver (model/shaping.ts, docs/limits.md): HTB trees on our TUNs and ifbs, and
  * the redirects of a clsact on the devices they shape (render.ts; ownership in parse.ts).
  *
- * observe: `ip -j -d link show`, `tc -j qdisc show`, then the filters of every clsact and the
- * classes (and an ifb's filters) of every HTB of ours. apply: re-reads the same, then one
- * `tc -batch -` through ctx.exec (every command in the mutation log). Any change of a tree
+ * observe: the links and the qdiscs (`ip -j -d link show`, `tc -j qdisc show`: read over
+ * rtnetlink in this process on this host, link/rows.ts and qdiscs.ts), then by `tc` the
+ * filters of every clsact and the classes (and an ifb's filters) of every HTB of ours (none
+ * without limits). apply: re-reads the same, then one `tc -batch -` through ctx.exec (every
+ * command in the mutation log). Any change of a tree
  * rebuilds it: its redirects and its HTB go, the new ones come. A clsact is added only when
  * the device has none, and deleted only when ours and empty; a clsact or ingress qdisc that is
  * not ours is a conflict, never touched. tc keeps no names, so the class names of the last
@@ -19,7 +21,6 @@ import { specEqual } from '../../util/canonical.js';
 import type { Exec } from '../../util/exec.js';
 import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult } from '../driver.js';
-import { TC_QDISC_READ } from '../reads.js';
 import { classifyLinks } from '../link/parse.js';
 import { readLinkRows } from '../link/rows.js';
 import { ownershipView } from '../link/linux.js';
@@ -28,13 +29,13 @@ import {
   observeShapers,
   parseClassText,
   parseFilterJson,
-  parseQdiscJson,
   rootHtb,
   type LinkView,
   type TcClass,
   type TcFilter,
   type TcSnapshot,
 } from './parse.js';
+import { readQdiscs } from './qdiscs.js';
 import { htbCommands, redirectCommands } from './render.js';
 
 export interface LinuxShaperOptions {
@@ -68,10 +69,9 @@ async function readLinkView(
   return { all, tuns, ifbs };
 }
 
-/** tc's view of the devices that matter: every clsact's filters, every HTB of ours. */
+/** tc's view of the devices that matter: every qdisc, every clsact's filters, every HTB of ours. */
 export async function readTc(exec: Pick<Exec, 'read'>, links: LinkView): Promise<TcSnapshot> {
-  const q = await exec.read(TC_QDISC_READ[0], [...TC_QDISC_READ[1]]);
-  const qdiscs = parseQdiscJson(q.stdout);
+  const qdiscs = await readQdiscs(exec);
   const filters = new Map<string, TcFilter[]>();
   const classes = new Map<string, TcClass[]>();
   const reads: Promise<void>[] = [];

@@ -408,6 +408,9 @@ default: direct
         r2.mutations.some((m) => /fill nft set|add element|replace table/.test(m))
       )
         throw new Error(`a list edit was not a change in place:\n${r2.stderr.slice(-3000)}`);
+      // a list edit alone is the set's delta alone: no transaction of the table
+      if (r2.mutations.some((m) => m.startsWith('[#] nft -f')))
+        throw new Error(`a list edit alone loaded the table:\n${r2.stderr.slice(-3000)}`);
       edit.push(ms2);
       writeFileSync(listFile, listText);
       await wall(() => run(['apply', '-f', withList]), 'apply back');

@@ -6,6 +6,14 @@
  * table with our name but without the marker is a conflict and is never touched; other tables
  * are never read for writing. Reads are `nft -t list ruleset` (no set elements: reads.ts).
  *
+ * A list edit alone (the table as read, with the sets changed in place read through the
+ * contents record, set-contents.ts, is the wanted one; no set to stage, not a dry run, the
+ * kernel at hand) is the sets' deltas alone: no `nft -f`, no read-back (the kernel's `-t`
+ * listing is the same text before and after an in-place change), and no rule is reloaded,
+ * so every rule's counters run on untouched. The listing read before stands for the verify's
+ * observation when the nf_tables generation moved by exactly the deltas' transactions
+ * (carryListing); any other change in between makes that observation read afresh.
+ *
  * Static sets' elements are not in the observed text (set-elements.ts). A set's element count
  * is checked against its comment's (`awg n=<count>`) by a netlink dump of the set, unless the
  * nf_tables generation is the one recorded after the last load or check of the table (then
@@ -22,7 +30,7 @@ import { ids } from '../../model/identity.js';
 import { rulesetOf } from '../../model/firewall-sets.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
-import type { Exec } from '../../util/exec.js';
+import type { Exec, ExecResult } from '../../util/exec.js';
 import {
   CommittedReadBackError,
   type Driver,
@@ -46,12 +54,14 @@ import {
   readContents,
   withUpdate,
   writeContents,
+  type SetContents,
 } from './set-contents.js';
 import { dropStoredSets, storeSets } from './set-store.js';
 import {
   keepChangingSets,
   keepDeletedSets,
   nativeSetKernel,
+  stampMovedBy,
   updateInPlace,
   verifiedStamp,
   type SetKernel,
@@ -138,6 +148,34 @@ function checkCounts(
  * test's exec has no kernel behind the generation.
  */
 const listings = new Map<string, { gen: number; read: RulesetRead }>();
+/**
+ * Each listing's result with the generation read before its first reader ran it: a result
+ * shared by the reconcile's pass (read-pass.ts) was read then, not when a later reader (the
+ * load's own read of the table) is handed it.
+ */
+const readAt = new WeakMap<ExecResult, number>();
+
+/**
+ * After `commits` nf_tables transactions of this process's own that leave the listing text
+ * as it was (static sets' elements changed in place), between generations `before` and
+ * `after`: `listing`, read at `before`, stands at `after` too, so the verify's observation
+ * reuses it. Any other difference (a foreign change in between, a count unknown) leaves the
+ * cache alone: the next observation reads afresh. Whether it moved.
+ */
+export function carryListing(
+  table: string,
+  listing: TableListing,
+  before: number | undefined,
+  after: number | undefined,
+  commits: number | undefined,
+): boolean {
+  const had = listings.get(table);
+  if (before === undefined || after === undefined || commits === undefined) return false;
+  if (had?.read.table !== listing || had.gen !== before || after !== (before + commits) % 2 ** 32)
+    return false;
+  listings.set(table, { gen: after, read: had.read });
+  return true;
+}
 
 export interface RulesetRead {
   /** our table; undefined when it does not exist */
@@ -180,7 +218,11 @@ export async function readRuleset(
     names: parseTableNames(r.stdout),
   };
   // the generation was read first: a change in between makes the next one differ
-  if (gen !== undefined) listings.set(table, { gen, read });
+  if (gen !== undefined) {
+    const at = readAt.get(r) ?? gen;
+    readAt.set(r, at);
+    listings.set(table, { gen: at, read });
+  }
   return read;
 }
 
@@ -200,6 +242,31 @@ function firstDifference(a: string, b: string): string {
     if (x[i] !== y[i])
       return `line ${i + 1}: wanted ${JSON.stringify(x[i] ?? '')}, got ${JSON.stringify(y[i] ?? '')}`;
   return 'no difference';
+}
+
+/** `raw` (a listing as the kernel has it) read through the contents record `c` is `want`, ours */
+function readsAs(raw: TableListing, c: SetContents, want: string): boolean {
+  const t = overlayContents(raw, c).listing;
+  return t.marked && t.ruleset === want;
+}
+
+/** the static sets of `want` whose elements this process holds: what a load leaves in them */
+function loadedSets(want: string) {
+  return staticSets(want).flatMap((s) => {
+    const elements = knownElements(s.digest);
+    return elements ? [{ name: s.name, digest: s.digest, elements }] : [];
+  });
+}
+
+/** the kernel's generation stamp, and this namespace's generation when `exec` runs here */
+async function generationOf(
+  kernel: SetKernel,
+  exec: Pick<Exec, 'read'>,
+): Promise<{ stamp: string | undefined; gen: number | undefined }> {
+  const gen = runsOnHost(exec)
+    ? (await import('../../native/nftset.js')).nftGeneration()
+    : undefined;
+  return { stamp: kernel.stamp(), gen };
 }
 
 /** what the driver's records touch (read-pass.ts: which shared listings they end) */
@@ -337,10 +404,13 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         return 'changed';
       }
       const contents = readContents(ctx.state, spec.table);
+      // the kernel's listing as read (set comments as made): what an in-place change leaves
+      const raw = cur;
       const listed = cur && overlayContents(cur, contents);
       cur = listed?.listing;
       const kernel = await kernelOf(opts, ctx.exec);
       if (kernel && cur) cur = checkCounts(kernel, ctx.state, spec.table, cur);
+      const counted = cur === listed?.listing;
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
       // the elements of sets whose content changes, read while they are there: a delta's start
@@ -419,13 +489,45 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           throw e;
         }
       }
+      const now = nextContents(contents, listed?.overlaid ?? new Set(), plan.kept, plan.updated);
+      // the table as it reads once the sets below changed in place is the wanted one (a list
+      // edit alone): those changes converge it, without the transaction and its read-back
+      const setsOnly =
+        kernel !== undefined &&
+        !ctx.exec.dryRun &&
+        counted &&
+        raw !== undefined &&
+        plan.staged.length === 0 &&
+        plan.updated.length > 0 &&
+        readsAs(raw, now, want);
+      const start = setsOnly ? await generationOf(kernel, ctx.exec) : undefined;
       // static sets changed in place: their differences, each one transaction, recorded at once
       let held = contents;
+      let commits: number | undefined = 0;
       for (const u of plan.updated) {
         const what = `netlink: change nft set inet ${table} ${u.name} in place (+${u.added} −${u.removed})`;
-        if (kernel && ctx.exec.record(what, NFT)) updateInPlace(kernel, table, u);
+        if (kernel && ctx.exec.record(what, NFT)) {
+          const n = updateInPlace(kernel, table, u);
+          commits = n === undefined || commits === undefined ? undefined : commits + n;
+        }
         held = withUpdate(held, listed?.overlaid ?? new Set(), u);
         writeContents(ctx.state, held);
+      }
+      if (setsOnly && start) {
+        const end = await generationOf(kernel, ctx.exec);
+        writeContents(ctx.state, now);
+        // the listing read before still is the kernel's, unless anything else committed (the
+        // cgroup sets' fill below commits too: with w_ sets, the verify reads afresh)
+        carryListing(table, raw, start.gen, end.gen, commits);
+        // the static sets hold what was checked and changed, unless anything else committed
+        const clean =
+          verifiedStamp.get(ctx.state, table) === start.stamp &&
+          stampMovedBy(start.stamp, end.stamp, commits);
+        await fillSets();
+        if (clean) verifiedStamp.set(ctx.state, table, kernel.stamp());
+        storeSets(ctx.state, table, loadedSets(want));
+        syncBoot(after.boot);
+        return 'changed';
       }
       await ctx.exec.mutate('nft', ['-f', '-'], {
         input: plan.transaction,
@@ -435,7 +537,6 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
             : `nft -f - (load table inet ${table}, ${want.split('\n').length} lines; set(s) kept: ${[...plan.kept, ...plan.staged.map((s) => s.name)].join(', ') || 'none'})`,
       });
       if (ctx.exec.dryRun) return 'changed';
-      const now = nextContents(contents, listed?.overlaid ?? new Set(), plan.kept, plan.updated);
       writeContents(ctx.state, now);
       const read = await readTable(ctx.exec, after.table);
       const back = read && overlayContents(read, now).listing;
@@ -457,14 +558,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       // what the static sets hold now is what this load wrote or kept after its check
       if (kernel) {
         verifiedStamp.set(ctx.state, table, kernel.stamp());
-        storeSets(
-          ctx.state,
-          table,
-          staticSets(want).flatMap((s) => {
-            const elements = knownElements(s.digest);
-            return elements ? [{ name: s.name, digest: s.digest, elements }] : [];
-          }),
-        );
+        storeSets(ctx.state, table, loadedSets(want));
       }
       syncBoot(after.boot);
       return 'changed';

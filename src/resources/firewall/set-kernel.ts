@@ -147,15 +147,42 @@ export function keepChangingSets(
 
 /**
  * A set's change in place (load.ts SetDelta); refused by the kernel (its start was not what
- * the set holds: a copy older than a hand edit), computed again from the set's dump.
+ * the set holds: a copy older than a hand edit), computed again from the set's dump. Returns
+ * the nf_tables transactions it committed: one (a delta with no element: none, nothing is
+ * sent; `SetKernel.update` is one batch, and each committed batch moves the generation by
+ * exactly one), or undefined after a refusal (not counted: a caller that compares
+ * generations then assumes another change).
  */
-export function updateInPlace(kernel: SetKernel, table: string, u: SetDelta): void {
+export function updateInPlace(kernel: SetKernel, table: string, u: SetDelta): number | undefined {
   try {
     kernel.update(table, u.name, u.elements.removed, u.elements.added);
+    return u.elements.removed.length + u.elements.added.length > 0 ? 1 : 0;
   } catch (e) {
     const to = knownElements(u.to.digest);
     if (!(e instanceof AwgError) || !to) throw e;
     const d = elementDelta(dumpedIntervals(kernel.dump(table, u.name)), to);
     kernel.update(table, u.name, d.removed, d.added);
+    return undefined;
   }
+}
+
+/** the nf_tables generation of a stamp (nftGenerationStamp: `<boot>/<cookie>/<generation>`) */
+const genOf = (stamp: string): number => Number(stamp.slice(stamp.lastIndexOf('/') + 1));
+
+/**
+ * Stamp `to` is `from` moved by exactly `commits` transactions of the same namespace (no
+ * other change in between); false when either is unknown, `commits` too.
+ */
+export function stampMovedBy(
+  from: string | undefined,
+  to: string | undefined,
+  commits: number | undefined,
+): boolean {
+  if (from === undefined || to === undefined || commits === undefined) return false;
+  const at = from.lastIndexOf('/');
+  return (
+    at >= 0 &&
+    to.slice(0, to.lastIndexOf('/')) === from.slice(0, at) &&
+    genOf(to) === genOf(from) + commits
+  );
 }

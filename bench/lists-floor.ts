@@ -14,7 +14,7 @@ import {
   NFT_MSG_NEWSETELEM,
   buildSetElemBatch,
   dumpSetElements,
-  intervalElements,
+  intervalRun,
 } from '../src/native/nftset.js';
 import { NetlinkSocket } from '../src/native/netlink.js';
 import { NETLINK_NETFILTER } from '../src/native/nftnl.js';
@@ -36,7 +36,7 @@ export function readSets(netns: string, table: string, names: [string, FloorSet[
 }
 
 export interface FloorRun {
-  /** encoding the batches (intervalElements + buildSetElemBatch), ms */
+  /** encoding the batches (intervalRun + buildSetElemBatch), ms */
   encodeMs: number;
   /** the kernel: send, inserts, commit, acknowledgements, ms (all sets) */
   insertMs: number;
@@ -57,7 +57,7 @@ export async function insertFloor(netns: string, sets: readonly FloorSet[]): Pro
     for (const s of sets) {
       // the encoding: the elements, and the batch once (for its size)
       const t0 = process.hrtime.bigint();
-      const raw = intervalElements(s.elements);
+      const raw = intervalRun(s.elements);
       const sized = buildSetElemBatch(NFT_MSG_NEWSETELEM, 'inet', table, s.name, raw, 1);
       encodeMs += Number(process.hrtime.bigint() - t0) / 1e6;
       const bytes = sized.msgs.reduce((n, m) => n + m.length, 0);

@@ -175,45 +175,41 @@ function v4Interval(e: string): [number, number] {
 }
 
 /**
- * An interval set's elements for nft element syntax as `nft list` prints it and the renderer
- * writes it: an address, a prefix `net/len`, or a range `first-last`. Each becomes its first
- * address and the address after its last flagged INTERVAL_END (none when the last is the end
- * of the address space). They must not overlap.
+ * The elements of one interval element in nft syntax, the general path: an address, a prefix
+ * `net/len`, or a range `first-last` becomes its first address and the address after its last
+ * flagged INTERVAL_END (none when the last is the end of the address space); ipaddr reads the
+ * unusual IPv6 forms (`::ffff:192.0.2.1`). nft-interval-run.ts reads the plain forms itself
+ * and comes here for the rest, and for the errors.
  */
-export function intervalElements(elements: readonly string[]): RawElement[] {
-  const out: RawElement[] = [];
-  for (const e of elements) {
-    if (!e.includes(':')) {
-      const [start, last] = v4Interval(e);
-      out.push({ key: v4Key(start) });
-      if (last !== 0xffffffff) out.push({ key: v4Key(last + 1), flags: NFT_SET_ELEM_INTERVAL_END });
-      continue;
-    }
-    const dash = e.indexOf('-');
-    const slash = e.indexOf('/');
-    let start: Buffer;
-    let end: Buffer;
-    if (slash >= 0) {
-      start = elementKey(e.slice(0, slash));
-      const len = Number(e.slice(slash + 1));
-      if (!/^\d{1,3}$/.test(e.slice(slash + 1)) || len > start.length * 8)
-        throw new AwgError('invalid-config', `not a CIDR: ${e}`);
-      end = Buffer.from(start);
-      // network address, then every host bit set
-      for (let i = 0; i < start.length; i++) {
-        const keep = Math.min(8, Math.max(0, len - i * 8));
-        const mask = (0xff00 >> keep) & 0xff;
-        start[i] = start[i]! & mask;
-        end[i] = start[i]! | (~mask & 0xff);
-      }
-    } else {
-      start = elementKey(dash < 0 ? e : e.slice(0, dash));
-      end = dash < 0 ? Buffer.from(start) : elementKey(e.slice(dash + 1));
-    }
-    if (end.length !== start.length || Buffer.compare(start, end) > 0)
-      throw new AwgError('invalid-config', `not an address range: ${e}`);
-    out.push({ key: start });
-    if (!increment(end)) out.push({ key: end, flags: NFT_SET_ELEM_INTERVAL_END });
+export function oneInterval(e: string): RawElement[] {
+  if (!e.includes(':')) {
+    const [start, last] = v4Interval(e);
+    if (last === 0xffffffff) return [{ key: v4Key(start) }];
+    return [{ key: v4Key(start) }, { key: v4Key(last + 1), flags: NFT_SET_ELEM_INTERVAL_END }];
   }
-  return out;
+  const dash = e.indexOf('-');
+  const slash = e.indexOf('/');
+  let start: Buffer;
+  let end: Buffer;
+  if (slash >= 0) {
+    start = elementKey(e.slice(0, slash));
+    const len = Number(e.slice(slash + 1));
+    if (!/^\d{1,3}$/.test(e.slice(slash + 1)) || len > start.length * 8)
+      throw new AwgError('invalid-config', `not a CIDR: ${e}`);
+    end = Buffer.from(start);
+    // network address, then every host bit set
+    for (let i = 0; i < start.length; i++) {
+      const keep = Math.min(8, Math.max(0, len - i * 8));
+      const mask = (0xff00 >> keep) & 0xff;
+      start[i] = start[i]! & mask;
+      end[i] = start[i]! | (~mask & 0xff);
+    }
+  } else {
+    start = elementKey(dash < 0 ? e : e.slice(0, dash));
+    end = dash < 0 ? Buffer.from(start) : elementKey(e.slice(dash + 1));
+  }
+  if (end.length !== start.length || Buffer.compare(start, end) > 0)
+    throw new AwgError('invalid-config', `not an address range: ${e}`);
+  if (increment(end)) return [{ key: start }];
+  return [{ key: start }, { key: end, flags: NFT_SET_ELEM_INTERVAL_END }];
 }

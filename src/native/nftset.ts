@@ -34,6 +34,7 @@ import {
   NFT_SET_ELEM_INTERVAL_END,
   type RawElement,
 } from './nft-elements.js';
+import { type ElementRun, runElementSize, runElementsInto } from './nft-interval-run.js';
 import { attrList, encodeNlas, NLA_F_NESTED, nlaStr } from './genl.js';
 import { E, errnoName } from './libc.js';
 import { NetlinkSocket } from './netlink.js';
@@ -45,6 +46,7 @@ import {
   NLM_F_CREATE,
   NLM_F_DUMP,
   NLM_F_REQUEST,
+  NLMSG_HDRLEN,
 } from './rtnl.js';
 
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -78,6 +80,13 @@ export interface SetElement {
 }
 
 export type { RawElement } from './nft-elements.js';
+export type { ElementRun } from './nft-interval-run.js';
+
+/** A batch's elements: objects, or an interval set's run (nft-interval-run.ts intervalRun). */
+export type Elements = readonly RawElement[] | ElementRun;
+
+const isRun = (e: Elements): e is ElementRun => !Array.isArray(e);
+const countOf = (e: Elements): number => (isRun(e) ? e.count : e.length);
 
 /** A failed set change: `errno` is the kernel's answer (ENOENT: no such table or set). */
 export class NftSetError extends AwgError {
@@ -158,11 +167,11 @@ export function buildSetElemBatch(
   family: NftFamily,
   table: string,
   set: string,
-  elements: readonly RawElement[],
+  elements: Elements,
   seq: number,
   portid = 0,
   flushFirst = false,
-  then?: { cmd: number; elements: readonly RawElement[] },
+  then?: { cmd: number; elements: Elements },
 ): SetBatch {
   const msgs: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN, seq, portid)];
   const acked: number[] = [];
@@ -189,24 +198,35 @@ export function buildSetElemBatch(
     nlaStr(NFTA_SET_ELEM_LIST_TABLE, table),
     nlaStr(NFTA_SET_ELEM_LIST_SET, set),
   ]);
-  const part = (cmd: number, elements: readonly RawElement[]): void => {
+  const part = (cmd: number, elements: Elements): void => {
     const flags = NLM_F_REQUEST | NLM_F_ACK | (cmd === NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
+    const run = isRun(elements) ? elements : undefined;
+    const list = isRun(elements) ? undefined : elements;
+    const count = countOf(elements);
     const message = (from: number, to: number, size: number): void => {
       const s = (seq = (seq + 1) >>> 0);
-      const body = Buffer.allocUnsafe(4 + names.length + 4 + size);
-      header.copy(body, 0);
-      names.copy(body, 4);
-      let off = 4 + names.length;
-      nlaHeader(body, off, 4 + size, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED);
+      // nlmsghdr and body in one buffer (buildMessage's bytes, without its copy)
+      const len = NLMSG_HDRLEN + 4 + names.length + 4 + size;
+      const m = Buffer.allocUnsafe(len);
+      m.writeUInt32LE(len, 0);
+      m.writeUInt16LE((NFNL_SUBSYS_NFTABLES << 8) | cmd, 4);
+      m.writeUInt16LE(flags, 6);
+      m.writeUInt32LE(s, 8);
+      m.writeUInt32LE(portid >>> 0, 12);
+      header.copy(m, NLMSG_HDRLEN);
+      names.copy(m, NLMSG_HDRLEN + 4);
+      let off = NLMSG_HDRLEN + 4 + names.length;
+      nlaHeader(m, off, 4 + size, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED);
       off += 4;
-      for (let i = from; i < to; i++) off = elementInto(body, off, elements[i]!);
-      msgs.push(buildMessage((NFNL_SUBSYS_NFTABLES << 8) | cmd, flags, s, portid, body));
+      if (run) off = runElementsInto(m, off, run, from, to);
+      else for (let i = from; i < to; i++) off = elementInto(m, off, list![i]!);
+      msgs.push(m);
       acked.push(s);
     };
     let first = 0;
     let size = 0;
-    for (let i = 0; i < elements.length; i++) {
-      const n = elementSize(elements[i]!);
+    for (let i = 0; i < count; i++) {
+      const n = run ? runElementSize(run, i) : elementSize(list![i]!);
       if (size + n > ELEMENTS_MAX - 4) {
         message(first, i, size);
         first = i;
@@ -214,12 +234,28 @@ export function buildSetElemBatch(
       }
       size += n;
     }
-    if (elements.length > first) message(first, elements.length, size);
+    if (count > first) message(first, count, size);
   };
   part(cmd, elements);
   if (then) part(then.cmd, then.elements);
   msgs.push(batchMarker(NFNL_MSG_BATCH_END, (seq + 1) >>> 0, portid));
   return { msgs, acked };
+}
+
+/**
+ * `batch` (buildSetElemBatch's) with its messages' seqs running from `seq` and their port
+ * `portid`, in place: the bytes buildSetElemBatch gives for them. (Every message of a batch
+ * takes the next seq; all but BEGIN and END are acknowledged.)
+ */
+export function restampBatch(batch: SetBatch, seq: number, portid: number): SetBatch {
+  const acked: number[] = [];
+  batch.msgs.forEach((m, i) => {
+    const s = (seq + i) >>> 0;
+    m.writeUInt32LE(s, 8);
+    m.writeUInt32LE(portid >>> 0, 12);
+    if (i > 0 && i < batch.msgs.length - 1) acked.push(s);
+  });
+  return { msgs: batch.msgs, acked };
 }
 
 /**
@@ -229,12 +265,8 @@ export function buildSetElemBatch(
  * `socket cgroupv2 level N @set`).
  */
 export { cgroupIdKey } from '../util/cgroup-id.js';
-export {
-  addrKey,
-  cidrElements,
-  intervalElements,
-  NFT_SET_ELEM_INTERVAL_END,
-} from './nft-elements.js';
+export { addrKey, cidrElements, NFT_SET_ELEM_INTERVAL_END } from './nft-elements.js';
+export { intervalElements, intervalRun } from './nft-interval-run.js';
 
 export interface SetWriterOptions {
   family?: NftFamily;
@@ -259,11 +291,11 @@ export interface NftSetWriter {
   /** Add CIDRs to an interval set (one transaction); they must not overlap. */
   addCidrs(set: string, cidrs: readonly string[], timeoutMs?: number): Promise<void>;
   /** Any batch of raw elements (NFT_MSG_NEWSETELEM/DELSETELEM/DESTROYSETELEM). */
-  write(cmd: number, set: string, elements: readonly RawElement[]): void;
+  write(cmd: number, set: string, elements: Elements): void;
   /** Make the set hold exactly `elements` (flush and add, one transaction; none: flush only). */
-  replace(set: string, elements: readonly RawElement[]): void;
+  replace(set: string, elements: Elements): void;
   /** Delete `removed`, then add `added`, in one transaction (a changed static set). */
-  update(set: string, removed: readonly RawElement[], added: readonly RawElement[]): void;
+  update(set: string, removed: Elements, added: Elements): void;
   close(): void;
 }
 
@@ -308,14 +340,14 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
   const write = (
     cmd: number,
     set: string,
-    elements: readonly RawElement[],
+    elements: Elements,
     flushFirst = false,
-    then?: { cmd: number; elements: readonly RawElement[] },
+    then?: { cmd: number; elements: Elements },
   ): void => {
-    if (elements.length === 0 && !flushFirst && !then?.elements.length) return;
-    const what = `nft set ${family} ${table} ${set}: ${flushFirst ? 'replace with' : verb(cmd)} ${elements.length} element(s)${then ? `, ${verb(then.cmd)} ${then.elements.length}` : ''}`;
+    if (countOf(elements) === 0 && !flushFirst && !(then && countOf(then.elements))) return;
+    const what = `nft set ${family} ${table} ${set}: ${flushFirst ? 'replace with' : verb(cmd)} ${countOf(elements)} element(s)${then ? `, ${verb(then.cmd)} ${countOf(then.elements)}` : ''}`;
     const first = sock.nextSeq();
-    const batch = buildSetElemBatch(
+    let batch = buildSetElemBatch(
       cmd,
       family,
       table,
@@ -342,8 +374,9 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
       sock.close();
       sock = next;
       writerPorts.add(sock.portid);
-      write(cmd, set, elements, flushFirst, then);
-      return;
+      // the same batch under the new socket's port and seqs (not encoded again)
+      batch = restampBatch(batch, sock.nextSeq(), sock.portid);
+      for (let i = 1; i < batch.msgs.length; i++) sock.nextSeq();
     }
     let answers: Map<number, number>;
     try {

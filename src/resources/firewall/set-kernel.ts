@@ -43,7 +43,7 @@ export async function nativeSetKernel(netns?: string): Promise<SetKernel> {
       quiet(() => {
         const w = n.openSetWriter({ table, netns });
         try {
-          w.write(n.NFT_MSG_NEWSETELEM, set, n.intervalElements(elements));
+          w.write(n.NFT_MSG_NEWSETELEM, set, n.intervalRun(elements));
         } finally {
           w.close();
         }
@@ -52,7 +52,7 @@ export async function nativeSetKernel(netns?: string): Promise<SetKernel> {
       quiet(() => {
         const w = n.openSetWriter({ table, netns });
         try {
-          w.update(set, n.intervalElements(removed), n.intervalElements(added));
+          w.update(set, n.intervalRun(removed), n.intervalRun(added));
         } finally {
           w.close();
         }

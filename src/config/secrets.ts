@@ -2,7 +2,7 @@
  * Secret resolution. Secrets come inline, from a file, or from the environment; their
  * values never enter plans, status, logs or API responses — only fingerprints do.
  */
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { x25519PublicOf } from '../util/x25519-der.js';
 import { statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Issue } from '../errors.js';
@@ -197,21 +197,7 @@ export function checkSecrets(
   return { values, issues };
 }
 
-/** The fixed PKCS#8 DER head of an X25519 private key; the 32 raw bytes follow it. */
-const X25519_PKCS8_HEAD = Buffer.from('302e020100300506032b656e04220420', 'hex');
-
-/**
- * X25519 public key (base64) of a base64 private key, through node:crypto. The raw key is
- * wrapped in PKCS#8 DER, not given as a JWK: Node 24.22.3 refuses an OKP JWK whose `x` does
- * not match `d`, and the public half is what we are computing.
- */
+/** X25519 public key (base64) of a base64 private key, through node:crypto (util/x25519-der.ts). */
 export function publicKeyOf(privateKeyB64: string): string {
-  const raw = Buffer.from(privateKeyB64, 'base64');
-  const key = createPrivateKey({
-    key: Buffer.concat([X25519_PKCS8_HEAD, raw]),
-    format: 'der',
-    type: 'pkcs8',
-  });
-  const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
-  return spki.subarray(spki.length - 32).toString('base64');
+  return Buffer.from(x25519PublicOf(Buffer.from(privateKeyB64, 'base64'))).toString('base64');
 }

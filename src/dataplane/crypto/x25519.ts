@@ -5,19 +5,15 @@
  * prefixes (far faster than pure JS, but decoding the DER costs several times the DH itself).
  * KeyObjects are passed to node:crypto.
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  randomBytes,
-  KeyObject,
-} from 'node:crypto';
+import { diffieHellman, randomBytes, KeyObject } from 'node:crypto';
 import { type EvpPrivateKey, evpX25519 } from '../../native/libcrypto-x25519.js';
+import {
+  x25519PrivateKeyObject,
+  x25519PublicKeyObject,
+  x25519PublicOf,
+} from '../../util/x25519-der.js';
 
 const evp = evpX25519();
-
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 export const KEY_SIZE = 32;
 
@@ -28,13 +24,8 @@ export function clamp(sk: Uint8Array): Uint8Array {
   return k;
 }
 
-export function privateKeyObject(sk: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, sk]), format: 'der', type: 'pkcs8' });
-}
-
-export function publicKeyObject(pk: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pk]), format: 'der', type: 'spki' });
-}
+export const privateKeyObject = x25519PrivateKeyObject;
+export const publicKeyObject = x25519PublicKeyObject;
 
 /** A private key imported for repeated DHs, with its public half. */
 export interface PrivateKey {
@@ -63,9 +54,7 @@ const isPrivateKey = (k: Uint8Array | KeyObject | PrivateKey): k is PrivateKey =
 
 export function publicKey(sk: Uint8Array | KeyObject): Uint8Array {
   if (evp && sk instanceof Uint8Array) return evp.publicKey(sk);
-  const ko = sk instanceof Uint8Array ? privateKeyObject(sk) : sk;
-  const der = createPublicKey(ko).export({ format: 'der', type: 'spki' });
-  return new Uint8Array(der.subarray(der.length - KEY_SIZE));
+  return x25519PublicOf(sk);
 }
 
 /** DH(sk, pk); null when the result is all-zero (low-order point), which WireGuard refuses. */

@@ -184,6 +184,11 @@ export interface RulesetRead {
   names: [string, string][];
 }
 
+/** this namespace's nf_tables generation when `exec` runs here (else none: a test's exec) */
+async function hostGeneration(exec: Pick<Exec, 'read'>): Promise<number | undefined> {
+  return runsOnHost(exec) ? (await import('../../native/nftset.js')).nftGeneration() : undefined;
+}
+
 /**
  * `nft -t list ruleset` → table `inet <table>` and the tables' names. `reuse`: a listing read
  * at the current nf_tables generation may stand in (its counters are as old as it is: callers
@@ -194,9 +199,7 @@ export async function readRuleset(
   table: string,
   o: { reuse?: boolean } = {},
 ): Promise<RulesetRead> {
-  const gen = runsOnHost(exec)
-    ? (await import('../../native/nftset.js')).nftGeneration()
-    : undefined;
+  const gen = await hostGeneration(exec);
   if (o.reuse && gen !== undefined) {
     const had = listings.get(table);
     if (had?.gen === gen) return had.read;
@@ -263,10 +266,7 @@ async function generationOf(
   kernel: SetKernel,
   exec: Pick<Exec, 'read'>,
 ): Promise<{ stamp: string | undefined; gen: number | undefined }> {
-  const gen = runsOnHost(exec)
-    ? (await import('../../native/nftset.js')).nftGeneration()
-    : undefined;
-  return { stamp: kernel.stamp(), gen };
+  return { stamp: kernel.stamp(), gen: await hostGeneration(exec) };
 }
 
 /** what the driver's records touch (read-pass.ts: which shared listings they end) */

@@ -8,6 +8,7 @@
  * nft-elements.ts's `oneInterval`, so the keys and the errors are the general path's.
  */
 import { oneInterval, NFT_SET_ELEM_INTERVAL_END, type RawElement } from './nft-elements.js';
+import { align4 } from './rtnl.js';
 
 /** Bytes per key slot: an IPv6 key; an IPv4 key takes the slot's first 4. */
 const SLOT = 16;
@@ -246,8 +247,6 @@ export function intervalElements(elements: readonly string[]): RawElement[] {
   }
   return out;
 }
-
-const align4 = (n: number): number => (n + 3) & ~3;
 
 /** bytes of element `i` of a run as an NFTA_LIST_ELEM (nftset.ts elementSize's rule) */
 export function runElementSize(r: ElementRun, i: number): number {

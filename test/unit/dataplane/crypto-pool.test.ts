@@ -17,6 +17,15 @@ afterAll(async () => {
 });
 
 /**
+ * Until the pool's threads have counted themselves in. No deadline of its own: a thread starts
+ * through tsx here (its sources compiled in the thread), which on a loaded machine took longer
+ * than the 10 s this waited before (CI, Node 24, unit beside the netns tests); the test's own
+ * timeout bounds it.
+ */
+const threadsUp = (pool: CryptoPool, n: number) =>
+  vi.waitFor(() => expect(pool.running).toBe(n), { timeout: 600_000, interval: 20 });
+
+/**
  * A pool with its threads up (they come online asynchronously). callerRuns false: the threads
  * run every job of a parallel run, so what they did is tested whatever the scheduler does.
  */
@@ -24,7 +33,7 @@ async function runningPool(threads: number, callerRuns = false): Promise<CryptoP
   const pool = CryptoPool.create({ threads, eager: true, callerRuns });
   if (!pool) throw new Error('no libcrypto: the pool cannot exist');
   pools.push(pool);
-  await vi.waitFor(() => expect(pool.running).toBe(threads), { timeout: 10_000, interval: 20 });
+  await threadsUp(pool, threads);
   return pool;
 }
 
@@ -179,7 +188,7 @@ describe('auto: the threads stay only where they make runs faster', () => {
       runCost: (parallel, bytes) => bytes * (parallel ? parallelCost : 1),
     })!;
     pools.push(pool);
-    await vi.waitFor(() => expect(pool.running).toBe(1), { timeout: 10_000, interval: 20 });
+    await threadsUp(pool, 1);
     const q = pool.queue();
     const dst = Buffer.allocUnsafeSlow(128 * 1024);
     const key = randomBytes(32);

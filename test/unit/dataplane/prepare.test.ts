@@ -140,12 +140,21 @@ describe('initiations prepared while idle', () => {
     expect(hexOf(again.handshake.prepared!.ephemeral.publicKey)).not.toBe(
       hexOf(first!.ephemeral.publicKey),
     );
-    // after an initiation (a handshake in flight) the next preparation waits a while
+    // after an initiation (a handshake in flight) the next preparation waits a while: it is
+    // queued for the delay, not for the next turn. Asserted on the queue's call, not on a
+    // real 20 ms timer not having fired yet (on a loaded machine a turn can take longer).
+    const queue = (a.dev as unknown as { toPrepare: PrepareQueue }).toPrepare;
+    const added: boolean[] = [];
+    const add = queue.add.bind(queue);
+    queue.add = (p, next) => {
+      if (p === again) added.push(next);
+      add(p, next);
+    };
     a.tun.inject(PING);
     net.flush();
     expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
-    await nextTurn();
     expect(again.handshake.prepared).toBeNull();
+    expect(added).toEqual([false]);
     await settle();
     expect(again.handshake.prepared).not.toBeNull();
   });

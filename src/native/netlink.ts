@@ -92,6 +92,16 @@ export interface NetlinkOptions {
   capAck?: boolean;
 }
 
+/**
+ * A dump whose NLMSG_DONE carries NLM_F_DUMP_INTR: the table changed while the kernel sent it,
+ * so rows may be missing or repeated. `dumpConsistent` reads such a dump again.
+ */
+export class DumpInterrupted extends AwgError {
+  constructor(readonly dumpType: number) {
+    super('driver', `netlink dump type ${dumpType} interrupted by a concurrent change`);
+  }
+}
+
 export class NetlinkSocket {
   readonly portid: number;
   readonly groups: number;
@@ -350,8 +360,7 @@ export class NetlinkSocket {
           const error = m.payload.length >= 4 ? m.payload.readInt32LE(0) : 0;
           if (error < 0)
             throw new SyscallError('netlink', -error, `dump type ${msg.readUInt16LE(4)}`);
-          if (m.flags & NLM_F_DUMP_INTR)
-            throw new AwgError('driver', 'netlink dump interrupted by a concurrent change; retry');
+          if (m.flags & NLM_F_DUMP_INTR) throw new DumpInterrupted(msg.readUInt16LE(4));
           return;
         }
         onData(m);
@@ -386,26 +395,10 @@ export function deleteLink(sock: NetlinkSocket, name: string): void {
   sock.request(buildDelLink(name, sock.nextSeq(), sock.portid));
 }
 
-/** RTM_GETLINK dump: every link of the socket's namespace. */
-export function dumpLinks(
-  sock: Pick<NetlinkSocket, 'request' | 'nextSeq' | 'portid'>,
-): LinkEvent[] {
-  return sock
-    .request(buildGetLinkDump(sock.nextSeq(), sock.portid))
-    .map(parseEvent)
-    .filter((e): e is LinkEvent => e?.type === 'newlink');
-}
-
-export function dumpAddresses(sock: NetlinkSocket, family?: number): AddrEvent[] {
-  return sock
-    .request(buildGetAddrDump(sock.nextSeq(), family, sock.portid))
-    .map(parseEvent)
-    .filter((e): e is AddrEvent => e?.type === 'newaddr');
-}
-
 /**
  * A dump read whole: one the kernel interrupts (NLM_F_DUMP_INTR: a concurrent change) is read
- * again with a fresh request (`build` of a new seq), up to `tries` times; an errno is final.
+ * again with a fresh request (`build` of a new seq), up to `tries` reads, then fails as a
+ * `driver` error. Nothing else is read again: an errno, a timeout or a closed socket is final.
  */
 export function dumpConsistent<T>(
   sock: Pick<NetlinkSocket, 'dump' | 'nextSeq'>,
@@ -417,9 +410,42 @@ export function dumpConsistent<T>(
     try {
       return sock.dump(build(sock.nextSeq()), parse);
     } catch (e) {
-      if (i >= tries || e instanceof SyscallError) throw e;
+      if (!(e instanceof DumpInterrupted)) throw e;
+      if (i >= tries)
+        throw new AwgError(
+          'driver',
+          `netlink dump type ${e.dumpType} interrupted by a concurrent change ${tries} times in a row`,
+          { cause: e },
+        );
     }
   }
+}
+
+/** RTM_GETLINK dump: every link of the socket's namespace. */
+export function dumpLinks(sock: Pick<NetlinkSocket, 'dump' | 'nextSeq' | 'portid'>): LinkEvent[] {
+  return dumpConsistent(
+    sock,
+    (seq) => buildGetLinkDump(seq, sock.portid),
+    (m) => {
+      const e = parseEvent(m);
+      return e?.type === 'newlink' ? e : undefined;
+    },
+  );
+}
+
+/** RTM_GETADDR dump: every address of `family` (default: every family) in the namespace. */
+export function dumpAddresses(
+  sock: Pick<NetlinkSocket, 'dump' | 'nextSeq' | 'portid'>,
+  family?: number,
+): AddrEvent[] {
+  return dumpConsistent(
+    sock,
+    (seq) => buildGetAddrDump(seq, family, sock.portid),
+    (m) => {
+      const e = parseEvent(m);
+      return e?.type === 'newaddr' ? e : undefined;
+    },
+  );
 }
 
 /** Monitor socket on the default groups (link, v4/v6 address and route). */

@@ -15,10 +15,11 @@
  *   error is the kernel's errno as strerror(3) words it (iproute2's `RTNETLINK answers: …`).
  *
  * A dump the kernel interrupts (a concurrent change: NLM_F_DUMP_INTR) is read again, up to
- * three times. test/netns/routing-probe.test.ts compares both paths on the real kernel.
+ * three times (native/netlink.ts `dumpConsistent`, the link dump's too).
+ * test/netns/routing-probe.test.ts compares both paths on the real kernel.
  */
 import { strerror, SyscallError } from '../../native/libc.js';
-import { NetlinkSocket, dumpLinks } from '../../native/netlink.js';
+import { NetlinkSocket, dumpConsistent, dumpLinks } from '../../native/netlink.js';
 import { AF_INET, AF_INET6, parseAddr, type NlMessage } from '../../native/rtnl.js';
 import {
   FR_ACT_GOTO,
@@ -41,7 +42,6 @@ import type { IpRouteJson } from './parse.js';
 import type { RuleRow } from './reach.js';
 
 const MAIN = 254;
-const DUMP_TRIES = 3;
 
 const afOf = (f: 4 | 6): number => (f === 4 ? AF_INET : AF_INET6);
 
@@ -112,14 +112,7 @@ export class RoutingReader {
   }
 
   private dump<T>(build: (seq: number) => Buffer, parse: (m: NlMessage) => T | undefined): T[] {
-    for (let i = 1; ; i++) {
-      try {
-        return this.sock.dump(build(this.sock.nextSeq()), parse);
-      } catch (e) {
-        if (i >= DUMP_TRIES || e instanceof SyscallError) throw e;
-        // interrupted by a concurrent change: read it again
-      }
-    }
+    return dumpConsistent(this.sock, build, parse);
   }
 
   /** the family's routes of length 0 (every table) and of table main, cached ones left out */

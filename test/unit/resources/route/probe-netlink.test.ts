@@ -112,3 +112,20 @@ describe('the captured namespace', () => {
     expect(asked.sort()).toEqual(['links', 'v4-routes', 'v4-rules', 'v6-routes', 'v6-rules']);
   });
 });
+
+describe('a dump the kernel interrupts', () => {
+  it('is read again, the links as the routes and rules: the rows are those of the consistent reads', () => {
+    const { reader, asked } = replaying(['links', 'v4-routes', 'v4-rules']);
+    const { reader: calm } = replaying();
+    expect(reader.defaultsJson(4)).toEqual(calm.defaultsJson(4));
+    expect(reader.rulesJson(4)).toEqual(calm.rulesJson(4));
+    expect(asked.sort()).toEqual([
+      'links',
+      'links',
+      'v4-routes',
+      'v4-routes',
+      'v4-rules',
+      'v4-rules',
+    ]);
+  });
+});

@@ -405,10 +405,11 @@ export function dumpConsistent<T>(
   build: (seq: number) => Buffer,
   parse: (m: NlMessage) => T | undefined,
   tries = 3,
+  timeoutMs?: number,
 ): T[] {
   for (let i = 1; ; i++) {
     try {
-      return sock.dump(build(sock.nextSeq()), parse);
+      return sock.dump(build(sock.nextSeq()), parse, timeoutMs);
     } catch (e) {
       if (!(e instanceof DumpInterrupted)) throw e;
       if (i >= tries)

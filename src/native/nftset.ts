@@ -37,7 +37,7 @@ import {
 import { type ElementRun, runElementSize, runElementsInto } from './nft-interval-run.js';
 import { attrList, encodeNlas, NLA_F_NESTED, nlaStr } from './genl.js';
 import { E, errnoName } from './libc.js';
-import { NetlinkSocket } from './netlink.js';
+import { dumpConsistent, NetlinkSocket } from './netlink.js';
 import { NETLINK_NETFILTER } from './nftnl.js';
 import {
   align4,
@@ -451,23 +451,29 @@ export function dumpSetElements(opts: SetWriterOptions & { set: string }): Dumpe
   const family = opts.family ?? 'inet';
   const sock = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: opts.netns });
   try {
-    const msg = buildMessage(
-      (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
-      NLM_F_REQUEST | NLM_F_DUMP,
-      sock.nextSeq(),
-      0,
-      Buffer.concat([
-        Buffer.from([NFPROTO[family], 0, 0, 0]),
-        encodeNlas([
-          nlaStr(NFTA_SET_ELEM_LIST_TABLE, opts.table),
-          nlaStr(NFTA_SET_ELEM_LIST_SET, opts.set),
+    // nf_tables flags a dump that a concurrent change of the ruleset (any table of the
+    // namespace: the generation moved) interrupted: it is read again whole (dumpConsistent)
+    let out: DumpedElement[] = [];
+    const request = (seq: number) => {
+      out = [];
+      return buildMessage(
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        0,
+        Buffer.concat([
+          Buffer.from([NFPROTO[family], 0, 0, 0]),
+          encodeNlas([
+            nlaStr(NFTA_SET_ELEM_LIST_TABLE, opts.table),
+            nlaStr(NFTA_SET_ELEM_LIST_SET, opts.set),
+          ]),
         ]),
-      ]),
-    );
-    const out: DumpedElement[] = [];
+      );
+    };
     try {
-      sock.dump(
-        msg,
+      dumpConsistent(
+        sock,
+        request,
         (m) => {
           if (m.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM)) return undefined;
           const list = attrList(m.payload, 4).find((a) => a.type === NFTA_SET_ELEM_LIST_ELEMENTS);
@@ -486,6 +492,7 @@ export function dumpSetElements(opts: SetWriterOptions & { set: string }): Dumpe
           }
           return undefined;
         },
+        3,
         10_000,
       );
     } catch (e) {

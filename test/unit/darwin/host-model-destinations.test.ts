@@ -4,7 +4,7 @@
  * with addresses; the loader's destinations reach its flow router (pipeline/prepare.ts →
  * daemon → FlowRouterHost), which decides per connection by owner and original destination,
  * and by the TLS SNI or HTTP Host the app sends first. The router runs on this host's
- * loopback with fake system calls, as in host-model-perapp.test.ts; DIOCNATLOOK answers each
+ * loopback with fake system calls, as in host-model-perapp-rig.ts; DIOCNATLOOK answers each
  * app's own destination, and the destinations are loopback addresses (127.0.0.2-4: Linux
  * answers all of 127/8), each a server that says which address it is. Where a flow went is
  * what the pinned socket records: utun0 (the tunnel) or en0 (direct). Verified on the model

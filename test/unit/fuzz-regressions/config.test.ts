@@ -1,5 +1,5 @@
 /**
- * Counterexamples found by the fuzz targets of test/fuzz/config.fuzz.ts, kept as explicit
+ * Counterexamples found by the fuzz targets of test/fuzz/config-*.fuzz.ts, kept as explicit
  * regression tests. Each names the target and the seed that found it.
  */
 import { describe, expect, it } from 'vitest';

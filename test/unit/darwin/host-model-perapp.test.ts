@@ -573,7 +573,6 @@ routing: { proxyPortBase: ${port} }
       .poll(
         async () =>
           (await t.appConnect(601, 'curl')) === 'dst:curl' && t.pinned.at(-1) === 'utun0/4',
-        { timeout: 5000 },
       )
       .toBe(true);
     writeFileSync(go, '');
@@ -581,7 +580,6 @@ routing: { proxyPortBase: ${port} }
     await expect
       .poll(
         async () => (await t.appConnect(601, 'curl-after')) === 'dst:curl-after' && t.pinned.at(-1),
-        { timeout: 5000 },
       )
       .toBe('en0/4');
     rmSync(go);
@@ -591,9 +589,7 @@ routing: { proxyPortBase: ${port} }
       execCommand(cli.io, ['sleep', '30'], { tunnel: 'home', socket }, deps),
     );
     await expect
-      .poll(async () => (await t.appConnect(601, 'curl2')) === 'dst:curl2' && t.pinned.at(-1), {
-        timeout: 5000,
-      })
+      .poll(async () => (await t.appConnect(601, 'curl2')) === 'dst:curl2' && t.pinned.at(-1))
       .toBe('utun0/4');
     t.write(undefined);
     t.d.wake('config');

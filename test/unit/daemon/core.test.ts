@@ -214,7 +214,9 @@ describe('daemon core', () => {
     holding = true;
     observed = 0;
     const running = daemon.diff({ configPath: fileB });
-    for (let i = 0; i < 100 && observed === 0; i++) await new Promise((r) => setTimeout(r, 1));
+    // until B's diff observes (it reads its config file first); no deadline of its own: 100
+    // tries of 1 ms each could run out first on a loaded machine; the test's timeout bounds it
+    while (observed === 0) await new Promise((r) => setTimeout(r, 1));
     expect(observed).toBe(perDiff);
     // queued behind the running one: five of A join one; B's own started before, so B queues anew
     const storm = Array.from({ length: 5 }, () => daemon.diff({ configPath: file }));

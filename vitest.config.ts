@@ -76,6 +76,10 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          // expect.poll without a deadline of its own (its default gives up after 1 s): what a
+          // unit test polls for (a socket, a child process, a timer) can take longer on a loaded
+          // machine; the test's timeout bounds the wait (test/helpers/eventually.ts for vi.waitFor)
+          expect: { poll: { timeout: 600_000 } },
           sequence: { groupOrder: 0 },
         },
       },

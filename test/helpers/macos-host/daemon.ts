@@ -31,13 +31,13 @@ export function modelDaemon(o: DaemonOptions) {
   });
   const events: DaemonEvent[] = [];
   d.subscribe((e) => events.push(e));
-  /** the `n`th reconcile-finished event, once it came (undefined after ~10 s) */
+  /**
+   * the `n`th reconcile-finished event, once it came. No deadline of its own (it gave up after
+   * 5,000 tries, about 10 s, which a loaded machine's first run, its modules loaded lazily,
+   * could outlast); the test's timeout bounds the wait.
+   */
   const finished = async (n: number) => {
-    for (
-      let i = 0;
-      i < 5000 && events.filter((e) => e.type === 'reconcile-finished').length < n;
-      i++
-    )
+    while (events.filter((e) => e.type === 'reconcile-finished').length < n)
       await new Promise((r) => setTimeout(r, 2));
     return events.filter((e) => e.type === 'reconcile-finished')[n - 1];
   };

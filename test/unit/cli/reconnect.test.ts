@@ -24,6 +24,7 @@ import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { startApiServer } from '../../../src/daemon/server.js';
 import { AwgError } from '../../../src/errors.js';
 import { ALL_EVENTS, FakeCore, sampleTop } from '../daemon/server-fake-core.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -110,9 +111,9 @@ describe('follow (fake connection, injected clock)', () => {
         return fakeClient(`c${n}`, closed);
       },
     });
-    await vi.waitFor(() => expect(h.ends).toHaveLength(1));
+    await eventually(() => expect(h.ends).toHaveLength(1));
     h.ends[0]!(); // the daemon closed the stream (it stopped)
-    await vi.waitFor(() => expect(h.ends).toHaveLength(2));
+    await eventually(() => expect(h.ends).toHaveLength(2));
     expect(h.sleeps).toEqual([250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
     expect(h.services.map((s) => `${s.state}: ${s.reason}`)).toEqual([
       'unavailable: the awg daemon closed the stream (it stopped)',
@@ -126,7 +127,7 @@ describe('follow (fake connection, injected clock)', () => {
     });
     // killed this time: the connection broke; the next connect answers at once
     h.ends[1]!(new DaemonUnavailable('the awg daemon is not reachable: Connection dropped'));
-    await vi.waitFor(() => expect(h.ends).toHaveLength(3));
+    await eventually(() => expect(h.ends).toHaveLength(3));
     expect(h.sleeps.slice(8)).toEqual([250]);
     expect(h.services.map((s) => s.state)).toEqual([
       'unavailable',
@@ -144,7 +145,7 @@ describe('follow (fake connection, injected clock)', () => {
 
   it('an answer of the daemon ends it with that error, no reconnect', async () => {
     const h = harness({ connect: () => expect.fail('no reconnect') });
-    await vi.waitFor(() => expect(h.ends).toHaveLength(1));
+    await eventually(() => expect(h.ends).toHaveLength(1));
     h.ends[0]!(new AwgError('permission', 'not allowed'));
     expect((await h.done)?.kind).toBe('permission');
     expect(h.services).toEqual([]);
@@ -157,7 +158,7 @@ describe('follow (fake connection, injected clock)', () => {
         throw new AwgError('permission', 'the awg daemon socket /x.sock does not let this user in');
       },
     });
-    await vi.waitFor(() => expect(h.ends).toHaveLength(1));
+    await eventually(() => expect(h.ends).toHaveLength(1));
     h.ends[0]!();
     const err = await h.done;
     expect(err?.kind).toBe('permission');
@@ -167,7 +168,7 @@ describe('follow (fake connection, injected clock)', () => {
 
   it('reconnect: false: the first loss ends it (the stream closed: a driver error)', async () => {
     const h = harness({ connect: () => expect.fail('no reconnect'), reconnect: false });
-    await vi.waitFor(() => expect(h.ends).toHaveLength(1));
+    await eventually(() => expect(h.ends).toHaveLength(1));
     h.ends[0]!();
     const err = await h.done;
     expect(err).toBeInstanceOf(AwgError);
@@ -181,9 +182,9 @@ describe('follow (fake connection, injected clock)', () => {
         throw new DaemonUnavailable('ENOENT');
       },
     });
-    await vi.waitFor(() => expect(h.ends).toHaveLength(1));
+    await eventually(() => expect(h.ends).toHaveLength(1));
     h.ends[0]!();
-    await vi.waitFor(() => expect(h.sleeps.length).toBeGreaterThan(3));
+    await eventually(() => expect(h.sleeps.length).toBeGreaterThan(3));
     h.stop();
     expect(await h.done).toBeUndefined();
     expect(h.services.map((s) => s.state)).toEqual(['unavailable']);

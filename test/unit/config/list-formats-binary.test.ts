@@ -176,12 +176,12 @@ describe('srs', () => {
   it('a decompression bomb stops at the cap', () => {
     const bomb = srs(Buffer.alloc(80 * 1024 * 1024));
     expect(bomb.length).toBeLessThan(200_000);
-    const t0 = performance.now();
+    // this message comes only from inflate stopping at the cap (ERR_BUFFER_TOO_LARGE), not
+    // from a body inflated whole and measured after: no need to time it
     const r = readWith(srsReader, bomb);
     expect(r.errors).toEqual([
       `1:5: the rule-set decompresses to more than ${64 * 1024 * 1024} bytes (byte 4)`,
     ]);
-    expect(performance.now() - t0).toBeLessThan(5000);
     // a small maxEntries lowers the cap
     expect(
       readWith(srsReader, srs(Buffer.alloc(4 * 1024 * 1024)), { maxEntries: 100 }).errors,
@@ -322,17 +322,21 @@ describe('geosite', () => {
   });
 
   it('looking for a close name stays cheap: a long category against many long codes', () => {
-    const codes = Buffer.concat(
-      Array.from({ length: 2000 }, (_, i) =>
+    // Past 64 characters only containment makes a name close, never the edit distance, which
+    // is quadratic (this file through it: half a minute on a loaded machine). Asserted on what
+    // is offered, not on a time: a code one letter off the category would be offered first.
+    const oneOff = 'y'.repeat(999) + 'z';
+    const codes = Buffer.concat([
+      ...Array.from({ length: 2000 }, (_, i) =>
         geositeEntry(`C${i}`.padEnd(1000, 'x'), [{ type: 2, value: 'a.example' }]),
       ),
-    );
-    const t0 = performance.now();
-    const r = readWith(geositeReader, codes, { category: 'y'.repeat(1000) });
-    expect(r.errors).toEqual([
-      expect.stringMatching(/^1:1: no category "y{1000}" in this geosite file; it has /),
+      geositeEntry(oneOff, [{ type: 2, value: 'a.example' }]),
     ]);
-    expect(performance.now() - t0).toBeLessThan(2000);
+    const r = readWith(geositeReader, codes, { category: 'y'.repeat(1000) });
+    // nothing close: the names in order, c0xxx… first
+    expect(r.errors).toEqual([
+      expect.stringMatching(/^1:1: no category "y{1000}" in this geosite file; it has c0x{998}, /),
+    ]);
   });
 
   it('unknown domain types and empty values are refused at their item', () => {

@@ -30,7 +30,9 @@ describe('config watch', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function watching(): Promise<{ file: string; seen: string[]; woken: () => Promise<void> }> {
+  async function watching(
+    settleMs?: number,
+  ): Promise<{ file: string; seen: string[]; woken: () => Promise<void> }> {
     dir = mkdtempSync(join(tmpdir(), 'awg-cw-'));
     const file = join(dir, 'awg.yaml');
     writeFileSync(file, FULL);
@@ -39,6 +41,7 @@ describe('config watch', () => {
     w = await startWakeSources({
       configPath: file,
       isEcho: () => false,
+      ...(settleMs !== undefined ? { settleMs } : {}),
       claims: () => ({ linkPrefix: 'awg-', routeProtocol: 0xa7, nftTable: 'awg' }),
       onWake: (reason) => {
         if (reason !== 'config') return;
@@ -51,7 +54,10 @@ describe('config watch', () => {
   }
 
   it('an in-place save wakes with the whole file, not the truncated one', async () => {
-    const { file, seen, woken } = await watching();
+    // The pause between the truncation and the write has to stay shorter than the settle
+    // time. Against the default 150 ms, a loaded machine could stretch the 40 ms pause past
+    // it (the empty file's size then held still long enough: a wake on it); 2 s is 50× it.
+    const { file, seen, woken } = await watching(2_000);
     const next = woken();
     // what an editor saving in place does: truncate, then write (here a pause between)
     const fd = openSync(file, 'w');

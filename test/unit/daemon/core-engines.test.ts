@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { prepare, type Prepared } from '../../../src/pipeline/prepare.js';
 import { Device } from '../../../src/dataplane/device/device.js';
 import { MemoryNetwork } from '../../../src/dataplane/conn/memory.fake.js';
@@ -25,6 +25,7 @@ import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';
 import { HANDSHAKE_EVENT_DELAY_MS } from '../../../src/dataplane/device/device.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const me = wgKeyPair();
 const srv = wgKeyPair();
@@ -164,7 +165,7 @@ describe('in-process engine driver', () => {
 
     tuns[0]!.inject(ipv4('10.200.50.1', '10.200.50.2', 'one'));
     await flush();
-    await vi.waitFor(() => expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1)); // emitted after the packet
+    await eventually(() => expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1)); // emitted after the packet
     expect(serverTun.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual(['one']);
     const st = h.stats();
     expect(st).toHaveLength(1);

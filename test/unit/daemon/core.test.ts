@@ -68,12 +68,12 @@ describe('daemon core', () => {
   }
 
   async function until(pred: (e: DaemonEvent) => boolean, from = 0): Promise<DaemonEvent> {
-    for (let i = 0; i < 500; i++) {
+    // no count of tries: a loaded machine can outlast one; the test's timeout bounds the wait
+    for (;;) {
       const hit = events.slice(from).find(pred);
       if (hit) return hit;
       await new Promise((r) => setTimeout(r, 2));
     }
-    throw new Error(`event not seen: ${JSON.stringify(events, null, 1)}`);
   }
 
   beforeEach(() => {
@@ -214,7 +214,9 @@ describe('daemon core', () => {
     holding = true;
     observed = 0;
     const running = daemon.diff({ configPath: fileB });
-    for (let i = 0; i < 100 && observed === 0; i++) await new Promise((r) => setTimeout(r, 1));
+    // until B's diff observes (it reads its config file first); no deadline of its own: 100
+    // tries of 1 ms each could run out first on a loaded machine; the test's timeout bounds it
+    while (observed === 0) await new Promise((r) => setTimeout(r, 1));
     expect(observed).toBe(perDiff);
     // queued behind the running one: five of A join one; B's own started before, so B queues anew
     const storm = Array.from({ length: 5 }, () => daemon.diff({ configPath: file }));
@@ -274,8 +276,8 @@ describe('daemon core', () => {
     await daemon.start();
     const e = await until((x) => x.type === 'reconcile-finished');
     expect(e).toMatchObject({ outcome: 'failed', error: { kind: 'conflict' } });
-    for (let i = 0; i < 20 && daemon.loopState() !== 'blocked'; i++)
-      await new Promise((r) => setTimeout(r, 2));
+    // no count of tries: a loaded machine can outlast one; the test's timeout bounds the wait
+    while (daemon.loopState() !== 'blocked') await new Promise((r) => setTimeout(r, 2));
     expect(daemon.loopState()).toBe('blocked');
     const n = events.length;
     daemon.wake('network');
@@ -293,8 +295,8 @@ describe('daemon core', () => {
     daemon = make();
     await daemon.start();
     await until((e) => e.type === 'reconcile-finished');
-    for (let i = 0; i < 20 && daemon.loopState() !== 'backoff'; i++)
-      await new Promise((r) => setTimeout(r, 2));
+    // no count of tries: a loaded machine can outlast one; the test's timeout bounds the wait
+    while (daemon.loopState() !== 'backoff') await new Promise((r) => setTimeout(r, 2));
     expect(daemon.loopState()).toBe('backoff');
     expect((await daemon.status()).lastReconcile?.outcome).toBe('rolled-back');
   });
@@ -403,8 +405,8 @@ describe('daemon core', () => {
     const rep = new MemoryReporter();
     daemon = make({ configPath: join(dir, 'absent.yaml'), reporter: rep });
     await daemon.start();
-    for (let i = 0; i < 500 && !rep.events.some((e) => e.type === 'info'); i++)
-      await new Promise((r) => setTimeout(r, 2));
+    // no count of tries: a loaded machine can outlast one; the test's timeout bounds the wait
+    while (!rep.events.some((e) => e.type === 'info')) await new Promise((r) => setTimeout(r, 2));
     expect(rep.events.find((e) => e.type === 'info')).toMatchObject({
       message: expect.stringMatching(/^waiting for the config .*absent\.yaml/),
     });

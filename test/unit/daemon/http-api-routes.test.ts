@@ -10,7 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type * as z from 'zod';
 import { ProcessDoc, type ApplyRequest } from '../../../src/daemon/api-documents.js';
 import { GROUP_POLICY, LOCKED_RPCS, type Rpc } from '../../../src/daemon/authz.js';
@@ -24,6 +24,7 @@ import { AwgError } from '../../../src/errors.js';
 import { linuxCallerNatives, type PeerCred } from '../../../src/native/peercred.js';
 import { TopDocument as TopDocumentSchema } from '../../../src/procs/top/document.js';
 import { FakeCore, sampleTop } from './server-fake-core.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const GROUP = 65534;
 const ROOT: PeerCred = { pid: 10, uid: 0, gid: 0, groups: [] };
@@ -310,7 +311,7 @@ describe('the HTTP API’s routes and the RPCs', () => {
     const core = new FakeCore();
     const s = await serve(core);
     const pending = s.call('GET', '/api/connections');
-    await vi.waitFor(() => expect(core.tops.size).toBe(1));
+    await eventually(() => expect(core.tops.size).toBe(1));
     core.endTops(new AwgError('driver', 'cannot read the conntrack table'));
     const r = await pending;
     expect(r.status).toBe(503);
@@ -321,9 +322,9 @@ describe('the HTTP API’s routes and the RPCs', () => {
     const req = request({ socketPath: s.path, path: '/api/traffic', agent: false });
     req.on('error', () => {});
     req.end();
-    await vi.waitFor(() => expect(core.tops.size).toBe(1));
+    await eventually(() => expect(core.tops.size).toBe(1));
     req.destroy();
-    await vi.waitFor(() => expect(core.tops.size).toBe(0));
+    await eventually(() => expect(core.tops.size).toBe(0));
   });
 
   it('POST /api/apply, /api/diff, /api/down, /api/confirm, /api/limit reach the core with the request', async () => {

@@ -3,7 +3,7 @@
  * per-rule counters and `awg exec` registrations across a rebuild. The router runs on this host's loopback with fake
  * system calls (pcblist_n bytes, proc_pidpath by table, DIOCNATLOOK answering a local server).
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { darwinTrafficSource } from '../../../src/procs/top/darwin.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
@@ -12,6 +12,7 @@ import { FlowRouterHost } from '../../../src/resources/flow/flow-router-host.js'
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
 import { exchange, freePort, routeServer } from '../../helpers/route-servers.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -75,7 +76,7 @@ describe('FlowRouterHost', () => {
     expect(await curl(second, 'two!')).toBe('dst:two!');
     expect(host.ruleTraffic().get('tools')).toEqual({ connections: 2, txBytes: 7, rxBytes: 15 });
     // the monitor's per-flow reading: the replaced router's connection (closed with it) and the new one's
-    await vi.waitFor(() => expect(host.flows().every((f) => f.closed)).toBe(true));
+    await eventually(() => expect(host.flows().every((f) => f.closed)).toBe(true));
     const src = darwinTrafficSource({
       nettop: false,
       routed: () => host.flows(),

@@ -116,7 +116,6 @@ describe('macOS host model: per-app rules through the daemon and its flow router
       .poll(
         async () =>
           (await t.appConnect(601, 'curl')) === 'dst:curl' && t.pinned.at(-1) === 'utun0/4',
-        { timeout: 5000 },
       )
       .toBe(true);
     writeFileSync(go, '');
@@ -124,7 +123,6 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     await expect
       .poll(
         async () => (await t.appConnect(601, 'curl-after')) === 'dst:curl-after' && t.pinned.at(-1),
-        { timeout: 5000 },
       )
       .toBe('en0/4');
     rmSync(go);
@@ -134,9 +132,7 @@ describe('macOS host model: per-app rules through the daemon and its flow router
       execCommand(cli.io, ['sleep', '30'], { tunnel: 'home', socket }, deps),
     );
     await expect
-      .poll(async () => (await t.appConnect(601, 'curl2')) === 'dst:curl2' && t.pinned.at(-1), {
-        timeout: 5000,
-      })
+      .poll(async () => (await t.appConnect(601, 'curl2')) === 'dst:curl2' && t.pinned.at(-1))
       .toBe('utun0/4');
     t.write(undefined);
     t.d.wake('config');

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AwgError } from '../../../src/errors.js';
 import { MemoryNetwork } from '../../../src/dataplane/conn/memory.fake.js';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
@@ -11,6 +11,7 @@ import { UapiError } from '../../../src/dataplane/device/uapi.js';
 import { createEngine, type EngineIo } from '../../../src/dataplane/engine.js';
 import { MemoryTun } from '../../../src/dataplane/tun/memory.fake.js';
 import { hexOf, ipv4 } from './harness.js';
+import { eventually } from '../../helpers/eventually.js';
 
 /** A TUN whose link can vanish, as TunFile's. */
 class LinkTun extends MemoryTun {
@@ -106,7 +107,7 @@ describe('createEngine: device + TUN + bind + UAPI socket', () => {
     expect(serverTun.written.map((p) => Buffer.from(p.subarray(20)).toString())).toEqual([
       'through',
     ]);
-    await vi.waitFor(() => expect(handshakes).toEqual([true])); // emitted after the packet
+    await eventually(() => expect(handshakes).toEqual([true])); // emitted after the packet
 
     await engine.close();
     expect(engine.device.state).toBe('closed');

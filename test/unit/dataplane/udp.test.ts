@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Device } from '../../../src/dataplane/device/device.js';
 import { UdpBind } from '../../../src/dataplane/conn/udp.js';
 import { MemoryTun } from '../../../src/dataplane/tun/memory.fake.js';
@@ -38,11 +38,11 @@ describe('real UDP bind on loopback', () => {
     expect(b.port).toBeGreaterThan(0);
     const pkt = ipv4('192.168.0.1', '192.168.0.2', 'over udp');
     ta.inject(pkt);
-    await vi.waitFor(() => expect(tb.written.length).toBe(1), { timeout: 5000 });
+    await eventually(() => expect(tb.written.length).toBe(1));
     expect(Buffer.from(tb.written[0]!).equals(Buffer.from(pkt))).toBe(true);
     // the reply reaches A's dual-stack socket as ::ffff:127.0.0.1 and is normalised
     tb.inject(ipv4('192.168.0.2', '192.168.0.1', 'reply'));
-    await vi.waitFor(() => expect(ta.written.length).toBe(1), { timeout: 5000 });
+    await eventually(() => expect(ta.written.length).toBe(1));
     expect(a.peerStatusByKey(kb.publicKey)!.endpoint).toEqual({
       address: '127.0.0.1',
       port: b.port,
@@ -59,6 +59,7 @@ describe('real UDP bind on loopback', () => {
 });
 
 import { networkInterfaces } from 'node:os';
+import { eventually } from '../../helpers/eventually.js';
 const hasV6Loopback = Object.values(networkInterfaces()).some((l) =>
   l?.some((a) => a.address === '::1'),
 );
@@ -85,7 +86,7 @@ describe.skipIf(!hasV6Loopback)('real UDP bind on IPv6 loopback', () => {
       });
       await a.up();
       ta.inject(ipv4('192.168.0.1', '192.168.0.2', 'v6 outer'));
-      await vi.waitFor(() => expect(tb.written.length).toBe(1), { timeout: 5000 });
+      await eventually(() => expect(tb.written.length).toBe(1));
       expect(b.peerStatusByKey(ka.publicKey)!.endpoint!.address).toBe('::1');
     } finally {
       await a.close();

@@ -1,8 +1,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { UdpBind } from '../../../src/dataplane/conn/udp.js';
 import { SLOT_SIZE, BATCH_MAX } from '../../../src/native/mmsg-block.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const linux = process.platform === 'linux';
 
@@ -51,7 +52,7 @@ describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
       expect(b.batching).toBe(true);
       const bufs = burst(BATCH_MAX * 2 + 17);
       b.send(bufs, { address: to, port: s.address().port });
-      await vi.waitFor(() => expect(got.length).toBe(bufs.length), { timeout: 5000 });
+      await eventually(() => expect(got.length).toBe(bufs.length));
       for (let i = 0; i < bufs.length; i++) expect(got[i]!.equals(bufs[i]!)).toBe(true);
     });
   }
@@ -73,7 +74,7 @@ describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
     await b.open(0);
     const bufs = burst(20);
     b.send(bufs, { address: '::1', port: s.address().port });
-    await vi.waitFor(() => expect(got.length).toBe(bufs.length), { timeout: 5000 });
+    await eventually(() => expect(got.length).toBe(bufs.length));
     for (let i = 0; i < bufs.length; i++) expect(got[i]!.equals(bufs[i]!)).toBe(true);
   });
 
@@ -109,7 +110,7 @@ describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
         bufs.push(x);
       });
       b.send(bufs, { address: to, port: s.address().port });
-      await vi.waitFor(() => expect(got.length).toBe(bufs.length), { timeout: 5000 });
+      await eventually(() => expect(got.length).toBe(bufs.length));
       for (let i = 0; i < bufs.length; i++) expect(got[i]!.equals(bufs[i]!)).toBe(true);
       expect(b.segmenting).toBe(true); // the kernel took the UDP_SEGMENT messages
     });
@@ -122,6 +123,6 @@ describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
     await b.open(0);
     expect(b.batching).toBe(false);
     b.send(burst(5), { address: '127.0.0.1', port: s.address().port });
-    await vi.waitFor(() => expect(got.length).toBe(5), { timeout: 5000 });
+    await eventually(() => expect(got.length).toBe(5));
   });
 });

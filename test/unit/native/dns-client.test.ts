@@ -6,8 +6,9 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { resolveDirect } from '../../../src/native/dns-client.js';
+import { eventually, NO_DEADLINE_MS } from '../../helpers/eventually.js';
 
 type Zone = Record<string, { a?: string[]; aaaa?: string[] }>;
 
@@ -75,14 +76,15 @@ const zone: Zone = {
 };
 
 describe('resolveDirect', () => {
+  // A server that answers is asked with no deadline of its own (the default is 1.5 s, and the
+  // forged-reply test's answer comes on a timer of the server's): the test's timeout bounds it.
   it('IPv4 then IPv6 addresses from the server', async () => {
     const port = await udpServer('127.0.0.1', 0, (m, r, s) =>
       s.send(reply(m, zone), r.port, r.address),
     );
-    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual([
-      '192.0.2.7',
-      '2001:db8::53',
-    ]);
+    expect(
+      await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port, timeoutMs: NO_DEADLINE_MS }),
+    ).toEqual(['192.0.2.7', '2001:db8::53']);
   });
 
   it('a truncated answer is asked again over TCP', async () => {
@@ -92,10 +94,9 @@ describe('resolveDirect', () => {
       s.send(reply(m, zone, { tc: true }), r.port, r.address);
     });
     await tcpServer('127.0.0.1', port, zone);
-    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual([
-      '192.0.2.7',
-      '2001:db8::53',
-    ]);
+    expect(
+      await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port, timeoutMs: NO_DEADLINE_MS }),
+    ).toEqual(['192.0.2.7', '2001:db8::53']);
     expect(udpAnswers).toBe(2);
   });
 
@@ -111,37 +112,45 @@ describe('resolveDirect', () => {
       s.send(wrongId, r.port, r.address); // right source, wrong id
       setTimeout(() => s.send(reply(m, zone), r.port, r.address), 20);
     });
-    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual([
-      '192.0.2.7',
-      '2001:db8::53',
-    ]);
+    expect(
+      await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port, timeoutMs: NO_DEADLINE_MS }),
+    ).toEqual(['192.0.2.7', '2001:db8::53']);
   });
 
   it('a silent server is skipped for the next one', async () => {
-    const port = await udpServer('127.0.0.2', 0, () => {});
+    let asked = 0;
+    const port = await udpServer('127.0.0.2', 0, () => void asked++);
     await udpServer('127.0.0.1', port, (m, r, s) => s.send(reply(m, zone), r.port, r.address));
-    expect(
-      await resolveDirect('vpn.test', {
+    // The timeouts on a fake clock, moved once the silent server has the questions: on a real
+    // one the next server's answer raced the same 300 ms, which a loaded machine can lose.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const answer = resolveDirect('vpn.test', {
         servers: ['127.0.0.2', '127.0.0.1'],
         port,
         timeoutMs: 300,
-      }),
-    ).toEqual(['192.0.2.7', '2001:db8::53']);
+      });
+      await eventually(() => expect(asked).toBe(2)); // polled on real timers
+      vi.advanceTimersByTime(300);
+      expect(await answer).toEqual(['192.0.2.7', '2001:db8::53']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('NXDOMAIN, no server, not a host name: rejected', async () => {
     const port = await udpServer('127.0.0.1', 0, (m, r, s) =>
       s.send(reply(m, zone), r.port, r.address),
     );
-    await expect(resolveDirect('gone.test', { servers: ['127.0.0.1'], port })).rejects.toThrow(
-      /NXDOMAIN/,
-    );
+    await expect(
+      resolveDirect('gone.test', { servers: ['127.0.0.1'], port, timeoutMs: NO_DEADLINE_MS }),
+    ).rejects.toThrow(/NXDOMAIN/);
     await expect(resolveDirect('vpn.test', { servers: [] })).rejects.toThrow(/no resolver/);
     await expect(resolveDirect('vpn.test', { servers: ['not-an-ip'] })).rejects.toThrow(
       /no resolver/,
     );
-    await expect(resolveDirect('a b', { servers: ['127.0.0.1'], port })).rejects.toThrow(
-      /not a host name/,
-    );
+    await expect(
+      resolveDirect('a b', { servers: ['127.0.0.1'], port, timeoutMs: NO_DEADLINE_MS }),
+    ).rejects.toThrow(/not a host name/);
   });
 });

@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { compileRules, defaultRoute, effectiveRoute } from '../../../src/model/match.js';
 import {
@@ -20,6 +20,7 @@ import { PcbFlowLookup } from '../../../src/platform/darwin/flow-lookup.js';
 import { ProxyDialError, type DialErrorKind, type Dialer } from '../../../src/proxy/types.js';
 import { freePort, routeServer } from '../../helpers/route-servers.js';
 import { cat, inpcb, rest, socket, xinpgen } from '../../helpers/pcblist-bytes.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const DST = { host: '93.184.216.34', port: 443 };
 const DST6 = { host: '2606:2800:220:1:248:1893:25c8:1946', port: 443 };
@@ -198,7 +199,7 @@ describe('flow router', () => {
     expect(await send(11, 'curl')).toBe('direct:curl');
     expect(await send(12, 'secret')).toBe('reset');
     // the router's side closes just after the app saw the end
-    await vi.waitFor(() => expect(router.flows().every((f) => f.closed)).toBe(true));
+    await eventually(() => expect(router.flows().every((f) => f.closed)).toBe(true));
     const flows = router.flows();
     expect(flows).toHaveLength(2);
     const curl = flows.find((f) => f.pid === 11);

@@ -72,7 +72,8 @@ const readAll = (s: Socket) =>
   });
 
 const until = async (f: () => boolean) => {
-  for (let i = 0; i < 500 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
+  // no count of tries: a loaded machine can outlast one; the test's timeout bounds the wait
+  while (!f()) await new Promise((r) => setTimeout(r, 10));
   expect(f()).toBe(true);
 };
 

@@ -13,6 +13,7 @@ import { AwgError } from '../../../src/errors.js';
 import {
   CHILD_MEMORY_MS,
   DryExec,
+  KILL_GRACE_MS,
   ProcessExec,
   runProcess,
   spawnedRecently,
@@ -60,13 +61,31 @@ const env = () => ({ ...process.env, PATH: `${dir}${delimiter}${process.env.PATH
 describe('child process deadlines', () => {
   it('a hanging nft is killed after the default timeout ($AWG_EXEC_TIMEOUT_MS), with its group, and the error names it', async () => {
     vi.stubEnv('AWG_EXEC_TIMEOUT_MS', '300');
-    const exec = new ProcessExec(new MemoryReporter());
-    const err = await exec
-      .mutate('nft', ['-f', '-'], { input: 'table inet awg {}\n', env: env() })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
+    // The deadline and the grace are on a fake clock, moved once the fake nft has set its trap
+    // and started its grandchild (it writes sleep.pid last): on real timers a loaded machine
+    // could start the shell after the 300 ms had passed (no pid files, nothing to ignore
+    // SIGTERM), or see its exit after the grace that follows SIGKILL (another message).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let err: unknown;
+    try {
+      const exec = new ProcessExec(new MemoryReporter());
+      const done = exec
+        .mutate('nft', ['-f', '-'], { input: 'table inet awg {}\n', env: env() })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      // vi.waitFor polls on real timers; the test's timeout bounds the wait
+      await vi.waitFor(
+        () => expect(readFileSync(join(dir, 'sleep.pid'), 'utf8')).toMatch(/^\d+\n$/),
+        { timeout: 600_000, interval: 10 },
       );
+      vi.advanceTimersByTime(300); // the deadline: SIGTERM, which the shell and sleep ignore
+      vi.advanceTimersByTime(KILL_GRACE_MS); // then SIGKILL to the group
+      err = await done;
+    } finally {
+      vi.useRealTimers();
+    }
     expect(err).toBeInstanceOf(AwgError);
     expect((err as AwgError).kind).toBe('driver');
     expect((err as AwgError).message).toBe('nft -f - timed out after 300 ms and was killed');

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CLAIMS } from '../../../../src/pipeline/claims.js';
 import { prepare, type Prepared } from '../../../../src/pipeline/prepare.js';
 import { fingerprint } from '../../../../src/config/fingerprint.js';
@@ -36,6 +36,7 @@ import { silentReporter } from '../../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../../src/util/state.js';
 import { wgKeyPair } from '../../../helpers/awg.js';
 import { RecordingExec } from '../../../helpers/exec.js';
+import { eventually } from '../../../helpers/eventually.js';
 
 const me = wgKeyPair();
 const srv = wgKeyPair();
@@ -226,7 +227,7 @@ describe('AmneziaWG 3.x from YAML to the engine', () => {
     expect(serverTun.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual([
       'through awg3',
     ]);
-    await vi.waitFor(() => expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1)); // emitted after the packet
+    await eventually(() => expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1)); // emitted after the packet
     serverTun.inject(ipv4('10.200.50.2', '10.200.50.1', 'and back'));
     await flush();
     expect(tuns[0]!.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual([

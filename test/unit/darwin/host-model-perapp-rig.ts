@@ -1,7 +1,7 @@
 /**
  * The rig of the per-app tests on the macOS host model (host-model-perapp*.test.ts): the real
  * Daemon with its real in-process engine host (utuns of the model) hosts the flow router
- * (resources/engine/flow-router-host.ts) and realises the PF anchor with the router's rules
+ * (src/resources/flow/flow-router-host.ts) and realises the PF anchor with the router's rules
  * (realiseDarwinFlow). The router runs on this host's loopback with fake system calls
  * (pcblist_n bytes in the kernel's layout, proc_pidpath by table, DIOCNATLOOK answering a
  * local server, pinned sockets that are plain Linux sockets recording the interface): what PF

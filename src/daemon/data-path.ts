@@ -13,7 +13,9 @@
  * detection) or end a no-data down the fault has not ended (a flap). The daemon therefore
  * asks the peer for an immediate answer: while our data has been unanswered for
  * DATA_PROBE_AFTER_MS, and every tick while down for no-data, a data probe from the tunnel's
- * address with TTL 1, which the peer's kernel answers at once (time exceeded / unreachable;
+ * address with TTL 1, which the peer's kernel answers at once (time exceeded where it forwards;
+ * awg's engine also probes the peer's endpoint address, which a kernel that does not forward
+ * answers as its own: protocol unreachable;
  * awg's engine seals it itself, dataplane send.ts sendDataProbe; an external engine gets it
  * through its link, resources/engine/link-probe.ts) — a live one-way flow is answered within
  * a round trip, and a path that is back is seen within a tick.

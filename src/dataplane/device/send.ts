@@ -135,27 +135,47 @@ function stagePacket(p: Peer, pkt: Uint8Array): void {
 /**
  * A data message the peer must answer (health: is the data path alive, is it back?).
  * With `from` (our tunnel address, which the peer's cryptokey routing accepts as our source):
- * an IP header from it to TEST-NET (192.0.2.1 / 2001:db8::1, RFC 5737/3849), TTL (hop limit)
- * 1, protocol 253 (RFC 3692): the peer's kernel answers at once — time exceeded where it
- * forwards, unreachable where it has no route — and nothing leaves the peer. Without `from`:
- * the same header from 0.0.0.0, which every WireGuard drops after arming its keepalive timer
- * (wireguard-go and the kernel call timersDataReceived before the source check), so a live
- * peer answers within KEEPALIVE_TIMEOUT. Only on a usable session: never starts a handshake.
+ * an IP header from it, TTL (hop limit) 1, protocol 253 (RFC 3692), and nothing leaves the
+ * peer. Two of them, for the two kinds of peer kernel:
+ * - to TEST-NET (192.0.2.1 / 2001:db8::1, RFC 5737/3849): a kernel that forwards (a VPN
+ *   server does) answers ICMP time exceeded at once;
+ * - to the peer's endpoint address, when it is of the same family: a kernel that does not
+ *   forward drops the first without a word (ip_error sends nothing with forwarding off), but
+ *   its endpoint address is its own, so this one is delivered locally and answered "protocol
+ *   unreachable" at once (a peer behind NAT has another address: only the first can answer).
+ * Without `from`: the same header from 0.0.0.0, which every WireGuard drops after arming its
+ * keepalive timer (wireguard-go and the kernel call timersDataReceived before the source
+ * check), so a live peer answers within KEEPALIVE_TIMEOUT. Only on a usable session: never
+ * starts a handshake.
  */
 export function sendDataProbe(h: SendHost, p: Peer, from?: string): boolean {
   if (!keypairUsable(h, p.keypairs.current) || p.staged.length) return false;
   const src = from === undefined ? null : addressBytes(from);
-  p.staged.push(src?.length === 16 ? probe6(src) : probe4(src));
+  p.staged.push(src?.length === 16 ? probe6(src, TEST_NET6) : probe4(src, TEST_NET4));
+  const own = src && p.endpoint ? addressBytes(p.endpoint.address) : null;
+  if (src && own?.length === src.length && probeTarget(own))
+    p.staged.push(own.length === 16 ? probe6(src, own) : probe4(src, own));
   sendStagedPackets(h, p);
   return true;
 }
 
-function probe4(src: Uint8Array | null): Uint8Array {
+const TEST_NET4 = Uint8Array.of(192, 0, 2, 1);
+const TEST_NET6 = Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, ...new Array<number>(11).fill(0), 1);
+
+/** an address a kernel takes as its own from a tunnel: not loopback, unspecified or multicast */
+function probeTarget(a: Uint8Array): boolean {
+  if (a.length === 4) return a[0] !== 127 && a[0] !== 0 && a[0]! < 224;
+  if (a[0] === 0xff) return false;
+  // :: and ::1, and v4-mapped (never an endpoint here: formatAddress prints those as IPv4)
+  return !(a.subarray(0, 10).every((x) => x === 0) && (a[10] === 0 || a[10] === 0xff));
+}
+
+function probe4(src: Uint8Array | null, dst: Uint8Array): Uint8Array {
   const pkt = new Uint8Array(20);
   pkt.set([0x45, 0, 0, 20, 0, 0, 0, 0, 1, PROBE_PROTOCOL]);
   if (src) {
     pkt.set(src, 12);
-    pkt.set([192, 0, 2, 1], 16);
+    pkt.set(dst, 16);
     let sum = 0;
     for (let i = 0; i < 20; i += 2) sum += (pkt[i]! << 8) | pkt[i + 1]!;
     while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
@@ -166,14 +186,13 @@ function probe4(src: Uint8Array | null): Uint8Array {
   return pkt;
 }
 
-function probe6(src: Uint8Array): Uint8Array {
+function probe6(src: Uint8Array, dst: Uint8Array): Uint8Array {
   const pkt = new Uint8Array(40);
   pkt[0] = 0x60;
   pkt[6] = PROBE_PROTOCOL;
   pkt[7] = 1;
   pkt.set(src, 8);
-  pkt.set([0x20, 0x01, 0x0d, 0xb8], 24);
-  pkt[39] = 1;
+  pkt.set(dst, 24);
   return pkt;
 }
 

@@ -168,7 +168,7 @@ describe('the data path (health: handshakes answered, data dropped)', () => {
     expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBeGreaterThanOrEqual(9_000);
   });
 
-  it('a data probe from our address reaches the peer as TTL 1, protocol 253, to TEST-NET; its answer ends the series', async () => {
+  it('a data probe from our address reaches the peer as TTL 1, protocol 253, to TEST-NET and to its endpoint address; its answer ends the series', async () => {
     const { a, b, net } = await makePair();
     a.tun.inject(PING);
     net.flush();
@@ -186,16 +186,28 @@ describe('the data path (health: handshakes answered, data dropped)', () => {
     for (let i = 0; i < 20; i += 2) sum += pkt.readUInt16BE(i);
     while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
     expect(sum).toBe(0xffff);
+    // the second: to the peer's endpoint address (10.0.0.2), which a kernel that does not
+    // forward takes as its own and answers (protocol unreachable)
+    expect(b.tun.written.length).toBe(onB + 2);
+    const own = Buffer.from(b.tun.written[onB + 1]!);
+    expect([own.length, own[0], own[8], own[9]]).toEqual([20, 0x45, 1, 253]);
+    expect([...own.subarray(12, 20)]).toEqual([192, 168, 0, 1, 10, 0, 0, 2]);
+    sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += own.readUInt16BE(i);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    expect(sum).toBe(0xffff);
     // the peer's kernel answers at once (time exceeded): any data message back
     b.tun.inject(PONG);
     net.flush();
     expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBe(0);
-    // an IPv6 source: hop limit 1, next header 253, to 2001:db8::1
+    // an IPv6 source: hop limit 1, next header 253, to 2001:db8::1; not to the IPv4 endpoint
+    const before6 = b.tun.written.length;
     expect(a.dev.probePeer(b.keys.publicKey, true, 'fd00::1')).toBe(true);
     net.flush();
+    expect(b.tun.written.length).toBe(before6 + 1);
     const p6 = Buffer.from(b.tun.written.at(-1)!);
-    expect([p6.length, p6[0], p6[6], p6[7], p6.readUInt32BE(24)]).toEqual([
-      40, 0x60, 253, 1, 0x20010db8,
+    expect([p6.length, p6[0], p6[6], p6[7], p6.readUInt32BE(24), p6.readUInt32BE(36)]).toEqual([
+      40, 0x60, 253, 1, 0x20010db8, 1,
     ]);
   });
 

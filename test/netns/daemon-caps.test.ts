@@ -35,21 +35,19 @@ import {
   type AwgEnv,
 } from '../helpers/awg.js';
 import {
-  createNetns,
   destroyNetns,
   nsExec,
   nsSpawn,
   requireNetnsPrereqs,
   run,
   sweepStaleNetns,
-  vethPair,
   type NsProcess,
 } from '../helpers/netns.js';
 import {
+  createDaemonTopology,
   CLIENT_TUN,
   PEER_ENDPOINT,
   PEER_TUN,
-  PEER_UNDERLAY,
   eventually,
   newKeys,
   startPeer,
@@ -89,15 +87,7 @@ describe.skipIf(skip)('awg daemon under the systemd unit’s capability bounding
   beforeAll(async () => {
     await ensureDist();
     await sweepStaleNetns();
-    const client = await createNetns('caps-c');
-    const peer = await createNetns('caps-p');
-    const v = await vethPair(client, peer, {
-      addrA: '10.200.9.1/24',
-      addrB: `${PEER_UNDERLAY}/24`,
-    });
-    t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
-    await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
-    await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
+    t = await createDaemonTopology('caps');
     pe = makeAwgEnv();
     ce = makeAwgEnv();
     k = newKeys();

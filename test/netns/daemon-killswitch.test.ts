@@ -27,17 +27,9 @@ import {
   writeConfig,
   type AwgEnv,
 } from '../helpers/awg.js';
+import { destroyNetns, nsExec, requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import {
-  createNetns,
-  destroyNetns,
-  nsExec,
-  requireNetnsPrereqs,
-  run,
-  sweepStaleNetns,
-  vethPair,
-} from '../helpers/netns.js';
-import {
-  PEER_ENDPOINT,
+  createDaemonTopology,
   PEER_TUN,
   PEER_UNDERLAY,
   clientConfig,
@@ -63,15 +55,7 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
   beforeAll(async () => {
     await ensureDist();
     await sweepStaleNetns();
-    const client = await createNetns('dk-c');
-    const peer = await createNetns('dk-p');
-    const v = await vethPair(client, peer, {
-      addrA: '10.200.9.1/24',
-      addrB: `${PEER_UNDERLAY}/24`,
-    });
-    t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
-    await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
-    await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
+    t = await createDaemonTopology('dk');
     pe = makeAwgEnv();
     k = newKeys();
     await startPeer(t, pe, k);

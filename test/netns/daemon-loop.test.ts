@@ -21,19 +21,11 @@ import {
   writeConfig,
   type AwgEnv,
 } from '../helpers/awg.js';
-import {
-  createNetns,
-  destroyNetns,
-  nsExec,
-  requireNetnsPrereqs,
-  run,
-  sweepStaleNetns,
-  vethPair,
-} from '../helpers/netns.js';
+import { destroyNetns, nsExec, requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import { parseGet, uapiGet } from '../../src/resources/engine/uapi-client.js';
 import {
+  createDaemonTopology,
   CLIENT_TUN,
-  PEER_ENDPOINT,
   PEER_TUN,
   PEER_UNDERLAY,
   clientConfig,
@@ -60,15 +52,7 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
   beforeAll(async () => {
     await ensureDist();
     await sweepStaleNetns();
-    const client = await createNetns('dl-c');
-    const peer = await createNetns('dl-p');
-    const v = await vethPair(client, peer, {
-      addrA: '10.200.9.1/24',
-      addrB: `${PEER_UNDERLAY}/24`,
-    });
-    t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
-    await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
-    await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
+    t = await createDaemonTopology('dl');
     ce = makeAwgEnv();
     pe = makeAwgEnv();
     k = newKeys();

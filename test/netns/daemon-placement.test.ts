@@ -29,17 +29,14 @@ import {
   type AwgEnv,
 } from '../helpers/awg.js';
 import {
-  createNetns,
   destroyNetns,
   nsSpawn,
   requireNetnsPrereqs,
-  run,
   sweepStaleNetns,
-  vethPair,
   type NsProcess,
 } from '../helpers/netns.js';
 import {
-  PEER_ENDPOINT,
+  createDaemonTopology,
   PEER_UNDERLAY,
   clientConfig,
   converged,
@@ -76,15 +73,7 @@ describe.skipIf(skip)('daemon: rule placement and fallbacks', () => {
   beforeAll(async () => {
     await ensureDist();
     await sweepStaleNetns();
-    const client = await createNetns('dp-c');
-    const peer = await createNetns('dp-p');
-    const v = await vethPair(client, peer, {
-      addrA: '10.200.9.1/24',
-      addrB: `${PEER_UNDERLAY}/24`,
-    });
-    t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
-    await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
-    await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
+    t = await createDaemonTopology('dp');
     pe = makeAwgEnv();
     ce = makeAwgEnv();
     k = newKeys();

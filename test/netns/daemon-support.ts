@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import type { DaemonEvent } from '../../src/daemon/core.js';
 import { awg, awgArgv, show, wgKeyPair, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { nsSpawn, type NsProcess } from '../helpers/netns.js';
+import { createNetns, nsSpawn, run, vethPair, type NsProcess } from '../helpers/netns.js';
 
 export interface Topology {
   client: string;
@@ -64,6 +64,24 @@ tunnels:
         endpoint: ${opts.endpoint ?? PEER_ENDPOINT}:51820
         allowedIPs: [${allowed.join(', ')}]
 ${opts.keepalive ? `        persistentKeepalive: ${opts.keepalive}\n` : ''}${opts.killSwitch ? 'killSwitch: on\n' : ''}`;
+}
+
+/**
+ * The two namespaces the daemon tests start from: `<prefix>-c`, the client, whose default
+ * route goes through the peer, and `<prefix>-p`, the peer, with PEER_ENDPOINT on its loopback;
+ * a veth between them. The peer is started by the caller (startPeer) once the topology is
+ * kept, so that its clean-up removes the namespaces should the start fail.
+ */
+export async function createDaemonTopology(prefix: string): Promise<Topology> {
+  const client = await createNetns(`${prefix}-c`);
+  const peer = await createNetns(`${prefix}-p`);
+  const v = await vethPair(client, peer, {
+    addrA: '10.200.9.1/24',
+    addrB: `${PEER_UNDERLAY}/24`,
+  });
+  await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
+  await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
+  return { client, peer, clientIf: v.ifA, peerIf: v.ifB };
 }
 
 /** `awg apply` of the peer config in the peer namespace (its own env: state, UAPI dir). */

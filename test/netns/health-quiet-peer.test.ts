@@ -23,19 +23,15 @@ import {
   type AwgEnv,
 } from '../helpers/awg.js';
 import {
-  createNetns,
   destroyNetns,
   nsExec,
   nsSpawn,
   requireNetnsPrereqs,
-  run,
   sweepStaleNetns,
-  vethPair,
   type NsProcess,
 } from '../helpers/netns.js';
 import {
-  PEER_ENDPOINT,
-  PEER_UNDERLAY,
+  createDaemonTopology,
   clientConfig,
   eventually,
   newKeys,
@@ -64,15 +60,7 @@ describe.skipIf(skip)('tunnel health with a peer that does not forward', () => {
   beforeAll(async () => {
     await ensureDist();
     await sweepStaleNetns();
-    const client = await createNetns('hq-c');
-    const peer = await createNetns('hq-p');
-    const v = await vethPair(client, peer, {
-      addrA: '10.200.9.1/24',
-      addrB: `${PEER_UNDERLAY}/24`,
-    });
-    t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
-    await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
-    await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
+    t = await createDaemonTopology('hq');
     ce = makeAwgEnv();
     pe = makeAwgEnv();
     k = newKeys();

@@ -91,12 +91,14 @@ async function setup() {
   }
   const host = MacHost.laptop();
   // the app's local port → its pid and where it connected (what DIOCNATLOOK answers)
-  const apps = new Map<number, { pid: number; dst: string }>();
+  // (gen: the socket's generation, unique per socket as inp_gencnt is, ports reused or not)
+  const apps = new Map<number, { pid: number; dst: string; gen: bigint }>();
+  let gen = 0n;
   const pinned: string[] = [];
   const natives: DarwinFlowNatives = {
     sysctl: () => {
       const recs = [...apps].flatMap(([p, a]) => [
-        inpcb(false, [127, 0, 0, 1], p, a.dst.split('.').map(Number), dport, BigInt(p)),
+        inpcb(false, [127, 0, 0, 1], p, a.dst.split('.').map(Number), dport, a.gen),
         xsocket(501, a.pid, 0),
         ...rest(4),
       ]);
@@ -130,7 +132,7 @@ async function setup() {
    */
   const app = async (pid: number, dst: string, first?: Buffer | string) => {
     const local = await freePort();
-    apps.set(local, { pid, dst });
+    apps.set(local, { pid, dst, gen: ++gen });
     const before = pinned.length;
     const got = await new Promise<string>((resolve) => {
       const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: local });

@@ -100,13 +100,16 @@ export async function setup(
   cleanups.push(() => new Promise<void>((r) => dst.server.close(() => r())));
 
   // the system calls of the router
-  const owners = new Map<number, number>(); // the app's local port → pid
+  // the app's local port → pid, and its socket's generation: unique per socket as the kernel's
+  // inp_gencnt is (a port the kernel hands out again is a new socket, never the old owner's)
+  const owners = new Map<number, { pid: number; gen: bigint }>();
+  let gen = 0n;
   const pinned: string[] = [];
   const natives: DarwinFlowNatives = {
     sysctl: () => {
-      const recs = [...owners].flatMap(([p, pid]) => [
-        inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)),
-        xsocket(501, pid, 0),
+      const recs = [...owners].flatMap(([p, o]) => [
+        inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, o.gen),
+        xsocket(501, o.pid, 0),
         ...rest(4),
       ]);
       return cat([xinpgen(owners.size), ...recs, xinpgen(owners.size)]);
@@ -170,7 +173,7 @@ export async function setup(
   /** what PF would do with the app's SYN: connect to the router from a port the pcblist gives to `pid` */
   const appConnect = async (pid: number, msg: string) => {
     const local = await freePort();
-    owners.set(local, pid);
+    owners.set(local, { pid, gen: ++gen });
     return exchange(port, local, msg);
   };
   return {

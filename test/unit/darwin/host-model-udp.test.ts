@@ -103,7 +103,9 @@ async function setup(config: (port: number) => string) {
       : { address: e4.address, port: e4.port };
 
   // the app sockets the udp pcblist_n lists: their port → owner (unconnected, wildcard-bound)
-  const udpOwners = new Map<number, { pid: number; v6: boolean }>();
+  // (gen: the socket's generation, unique per socket as inp_gencnt is, ports reused or not)
+  const udpOwners = new Map<number, { pid: number; v6: boolean; gen: bigint }>();
+  let gen = 0n;
   const pinned: string[] = [];
   const natives: DarwinFlowNatives = {
     sysctl: (name) => {
@@ -115,7 +117,7 @@ async function setup(config: (port: number) => string) {
           p,
           o.v6 ? new Array(16).fill(0) : [0, 0, 0, 0],
           0,
-          BigInt(p),
+          o.gen,
         ),
         xsocket(501, o.pid, 0),
         ...rest(),
@@ -181,7 +183,7 @@ async function setup(config: (port: number) => string) {
     o: { reply?: boolean; uid?: number } = {},
   ): Promise<{ fate: UdpFate; src: Ep; reply?: { text: string; back: UdpFate } }> => {
     const family = dst.address.includes(':') ? 6 : 4;
-    udpOwners.set(appPort, { pid, v6: family === 6 });
+    udpOwners.set(appPort, { pid, v6: family === 6, gen: ++gen });
     const iface = host.lookup(dst.address)!.netif;
     const ifc = host.interfaces.get(iface)!;
     const src = { address: (family === 6 ? ifc.inet6 : ifc.inet)[0]!.address, port: appPort };

@@ -20,6 +20,7 @@ import { COOKIE, TRANSPORT, readU32, writeU32, writeU64 } from '../noise/message
 import { clampMss, innerLimit, pathPlaintext } from '../tun/mss.js';
 import type { TunDevice } from '../tun/tun.js';
 import { SlabViews } from '../views.js';
+import ipaddr from '../../util/ipaddr.js';
 import { type AllowedIPs, addressBytes } from './allowedips.js';
 import {
   type HandshakeHost,
@@ -153,7 +154,7 @@ export function sendDataProbe(h: SendHost, p: Peer, from?: string): boolean {
   const src = from === undefined ? null : addressBytes(from);
   p.staged.push(src?.length === 16 ? probe6(src, TEST_NET6) : probe4(src, TEST_NET4));
   const own = src && p.endpoint ? addressBytes(p.endpoint.address) : null;
-  if (src && own?.length === src.length && probeTarget(own))
+  if (src && own?.length === src.length && probeTarget(p.endpoint!.address))
     p.staged.push(own.length === 16 ? probe6(src, own) : probe4(src, own));
   sendStagedPackets(h, p);
   return true;
@@ -162,12 +163,19 @@ export function sendDataProbe(h: SendHost, p: Peer, from?: string): boolean {
 const TEST_NET4 = Uint8Array.of(192, 0, 2, 1);
 const TEST_NET6 = Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, ...new Array<number>(11).fill(0), 1);
 
-/** an address a kernel takes as its own from a tunnel: not loopback, unspecified or multicast */
-function probeTarget(a: Uint8Array): boolean {
-  if (a.length === 4) return a[0] !== 127 && a[0] !== 0 && a[0]! < 224;
-  if (a[0] === 0xff) return false;
-  // :: and ::1, and v4-mapped (never an endpoint here: formatAddress prints those as IPv4)
-  return !(a.subarray(0, 10).every((x) => x === 0) && (a[10] === 0 || a[10] === 0xff));
+/** address kinds a kernel never takes as its own from a tunnel */
+const NOT_A_TARGET = [
+  'unspecified',
+  'loopback',
+  'multicast',
+  'broadcast',
+  'reserved',
+  'ipv4Mapped',
+];
+
+/** an endpoint address the second probe may go to (ipaddr.js's ranges, as route/darwin.ts) */
+function probeTarget(address: string): boolean {
+  return !NOT_A_TARGET.includes(ipaddr.parse(address).range());
 }
 
 function probe4(src: Uint8Array | null, dst: Uint8Array): Uint8Array {

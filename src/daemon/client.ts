@@ -26,7 +26,8 @@ import type {
   TopRequest,
   UpdateListsResponse,
 } from './core.js';
-import { socketAnswers, socketFrom } from './socket.js';
+import type { Socket } from 'node:net';
+import { otherNetns, socketAnswers, socketFrom } from './socket.js';
 import {
   applyRequestToWire,
   applyResponseFromWire,
@@ -352,19 +353,58 @@ export type Connection =
   | { client: DaemonClient; reason?: undefined; code?: undefined }
   | { client?: undefined; reason: string; code?: string };
 
+/** the code of a daemon that answers from another network namespace (Connection.code) */
+export const OTHER_NETNS = 'EOTHERNETNS';
+
+/** How a client tells where the daemon behind a socket runs (Linux; injectable for tests). */
+export interface NetnsCheck {
+  /** the listening process's pid, read from the connected socket */
+  listener: (s: Socket) => number | undefined;
+  /** whether that process runs in another network namespace (undefined: cannot tell) */
+  other: (pid: number) => boolean | undefined;
+}
+
+/**
+ * Linux's: SO_PEERCRED on the connected socket names the process that listens (the kernel
+ * records it at listen()), and /proc/PID/ns/net its network namespace. A daemon manages the
+ * namespace it runs in; `ip netns exec other awg apply` must not hand it a config for another.
+ */
+async function linuxNetnsCheck(): Promise<NetnsCheck | undefined> {
+  if (process.platform !== 'linux') return undefined;
+  const { netSocketFd, peerCredentials } = await import('../native/peercred.js');
+  return {
+    listener: (s) => {
+      try {
+        const { pid } = peerCredentials(netSocketFd(s));
+        return pid > 0 ? pid : undefined; // 0: the listener is outside our pid namespace
+      } catch {
+        return undefined;
+      }
+    },
+    other: (pid) => otherNetns(pid),
+  };
+}
+
 /**
  * A client when something answers on the socket; otherwise why not (ENOENT: no daemon;
- * ECONNREFUSED: a stale socket; EACCES: not allowed by the socket's mode).
+ * ECONNREFUSED: a stale socket; EACCES: not allowed by the socket's mode; OTHER_NETNS: the
+ * daemon there runs in another network namespace, and is not this one's).
  */
 export async function connectDaemon(
   socketPath: string,
-  o: ClientOptions & { probeTimeoutMs?: number } = {},
+  o: ClientOptions & { probeTimeoutMs?: number; netns?: NetnsCheck | null } = {},
 ): Promise<Connection> {
-  const probe = await socketAnswers(socketPath, o.probeTimeoutMs ?? 1000);
+  const check = o.netns === undefined ? await linuxNetnsCheck() : (o.netns ?? undefined);
+  const probe = await socketAnswers(socketPath, o.probeTimeoutMs ?? 1000, check?.listener);
   if (!probe.ok)
     return {
       reason: `no awg daemon answers on ${socketPath} (${probe.code})`,
       ...(probe.code ? { code: probe.code } : {}),
+    };
+  if (probe.pid !== undefined && check?.other(probe.pid) === true)
+    return {
+      reason: `the awg daemon on ${socketPath} (pid ${probe.pid}) runs in another network namespace`,
+      code: OTHER_NETNS,
     };
   return { client: await DaemonClient.open(socketPath, o) };
 }
@@ -387,10 +427,11 @@ export interface DaemonChoice {
 export async function daemonFor(
   o: DaemonChoice,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ client?: DaemonClient; socket: string; reason: string }> {
+  netns?: NetnsCheck | null,
+): Promise<{ client?: DaemonClient; socket: string; reason: string; elsewhere?: true }> {
   const socket = socketFrom(o.socket, env);
   if (o.direct) return { socket, reason: '--direct was given' };
-  const c = await connectDaemon(socket);
+  const c = await connectDaemon(socket, netns === undefined ? {} : { netns });
   if (c.client) return { client: c.client, socket, reason: '' };
   if (refused(c.code)) throw socketRefused(socket);
   // a listener that neither accepts nor refuses is a daemon too busy or stopped, not none:
@@ -399,7 +440,12 @@ export async function daemonFor(
     throw new AwgError('driver', `the awg daemon socket ${socket} does not answer: ${c.reason}`, {
       hint: 'try again; `awg doctor` checks the daemon, and `--direct` acts on the host without it',
     });
-  return { socket, reason: c.reason };
+  // a daemon of another network namespace: this one has none, so the command acts directly
+  return {
+    socket,
+    reason: c.reason,
+    ...(c.code === OTHER_NETNS ? { elsewhere: true as const } : {}),
+  };
 }
 
 const refused = (code: string | undefined) => code === 'EACCES' || code === 'EPERM';

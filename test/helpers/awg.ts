@@ -124,6 +124,10 @@ export function makeAwgEnv(): AwgEnv {
   };
   // engine UAPI sockets are host-wide paths: keep ours private too
   env.AWG_UAPI_DIR = join(dir, 'uapi');
+  // and so is the daemon's API socket: a CLI of this env must never reach a daemon of the
+  // machine or of another check (CI's Debian upgrade smoke runs the packaged daemon on
+  // /run/awg/awg.sock beside the soak, whose peer applied through it)
+  env.AWG_SOCKET = join(dir, 'api.sock');
   // the owner locks (one file per network namespace) outside the host's /run/awg, shared by
   // every test of this run so that two envs in one namespace see each other's locks
   env.AWG_RUN_DIR = TEST_RUN_DIR;

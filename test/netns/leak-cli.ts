@@ -17,12 +17,8 @@ export interface CliOpts {
   resolvConf?: string;
 }
 
-/** private API socket: `awg down` must never reach another test's (or the host's) daemon */
-export function leakEnv(): AwgEnv {
-  const e = makeAwgEnv();
-  e.env.AWG_SOCKET = join(e.dir, 'api.sock');
-  return e;
-}
+/** the leak tests' env: makeAwgEnv's, whose private API socket keeps `awg down` from another test's (or the host's) daemon */
+export const leakEnv: () => AwgEnv = makeAwgEnv;
 
 function argvOf(
   ns: string,

@@ -4,7 +4,8 @@
  * `awg apply --direct` while one runs, another state directory — is refused with a message
  * naming the owner, and never touches the owner's objects; a dead owner's lock is taken over.
  * Before this step a second `awg up` retried the busy TUN forever and two state directories
- * removed each other's objects.
+ * removed each other's objects. A daemon answers only for its own namespace: a CLI in another
+ * one that reaches its socket acts there directly, and says so.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -225,6 +226,46 @@ describe.skipIf(skip)('one owner per host', () => {
       expect(r.stderr).toContain(`\`awg up\` (pid ${upA.proc.pid}`);
       expect(r.stderr).toContain('from another network namespace');
       expect(await links(other)).not.toContain('awg-two');
+    } finally {
+      await destroyNetns(other);
+    }
+  });
+
+  it("a daemon of another network namespace is not this one's: apply, status and down from here act here, and say so", async () => {
+    const other = await createNetns('owner3');
+    try {
+      const sock = join(a.dir, 'a.sock');
+      const d = daemon(a, writeConfig(a, 'a.yaml', wgConfig('one', 1)), sock);
+      const viaDaemon = (args: string[]) =>
+        awg(ns, a, [...args, '--socket', sock], { noStateDir: true, bin: BIN });
+      await eventually(
+        async () => (await viaDaemon(['status', '--json'])).code === 0,
+        'the daemon answers',
+        60_000,
+      );
+      await eventually(async () => (await links(ns)).includes('awg-one'), 'awg-one exists');
+      const note = `note: the awg daemon on ${sock} (pid ${d.pid}) runs in another network namespace`;
+      // another state directory's CLI in the other namespace, pointed at that daemon (as
+      // \`ip netns exec other awg apply\` finds the machine's daemon at /run/awg/awg.sock)
+      const here = (args: string[]) => awg(other, b, [...args, '--socket', sock], { bin: BIN });
+      const applied = await here(['apply', '-f', writeConfig(b, 'b.yaml', wgConfig('two', 2))]);
+      expect(applied.code, show(applied)).toBe(0);
+      expect(applied.stderr).toContain(note);
+      expect(await links(other)).toContain('awg-two');
+      expect(await links(ns)).not.toContain('awg-two');
+      const st = await here(['status', '--json']);
+      expect(st.code, show(st)).toBe(0);
+      expect(st.stderr).toContain(note);
+      expect((JSON.parse(st.stdout) as { source: string }).source).not.toBe('daemon');
+      const down = await here(['down']);
+      expect(down.code, show(down)).toBe(0);
+      expect(await links(other)).not.toContain('awg-two');
+      // the daemon's namespace is as it was, and its own CLI still goes through the daemon
+      expect(await links(ns)).toContain('awg-one');
+      const mine = await viaDaemon(['status', '--json']);
+      expect(mine.code, show(mine)).toBe(0);
+      expect(mine.stderr).not.toContain('note:');
+      expect((JSON.parse(mine.stdout) as { source: string }).source).toBe('daemon');
     } finally {
       await destroyNetns(other);
     }

@@ -11,7 +11,7 @@ import type { Io } from '../../../src/cli/output.js';
 import { eventsCommand } from '../../../src/cli/commands/events.js';
 import { statusCommand } from '../../../src/cli/commands/status.js';
 import { daemonFor } from '../../../src/daemon/client.js';
-import { socketAnswers } from '../../../src/daemon/socket.js';
+import { otherNetns, socketAnswers } from '../../../src/daemon/socket.js';
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
@@ -100,6 +100,50 @@ describe('daemon selection', () => {
     expect(forced.client).toBeUndefined();
     expect((await daemonFor({}, {})).socket).toBe('/run/awg/awg.sock');
   });
+
+  it('a daemon that answers from another network namespace is not used: direct mode, and why', async () => {
+    const { socket } = await daemon();
+    const seen: number[] = [];
+    const elsewhere = await daemonFor(
+      { socket },
+      {},
+      {
+        listener: () => 4242,
+        other: (pid) => (seen.push(pid), true),
+      },
+    );
+    expect(elsewhere.client).toBeUndefined();
+    expect(elsewhere.elsewhere).toBe(true);
+    expect(elsewhere.reason).toBe(
+      `the awg daemon on ${socket} (pid 4242) runs in another network namespace`,
+    );
+    expect(seen).toEqual([4242]);
+    // cannot tell (another pid namespace, another user's process): the daemon is used
+    for (const check of [
+      { listener: () => 4242, other: () => undefined },
+      { listener: () => undefined, other: () => true },
+    ]) {
+      const d = await daemonFor({ socket }, {}, check);
+      expect(d.client).toBeDefined();
+      d.client!.close();
+    }
+    // this platform's own check: our listener is this process, in this namespace
+    const real = await daemonFor({ socket }, {});
+    expect(real.client, real.reason).toBeDefined();
+    real.client!.close();
+  });
+
+  it.runIf(process.platform === 'linux')(
+    'the listener of a connected socket is read from the kernel, and its namespace from /proc',
+    async () => {
+      const { socket } = await daemon();
+      const { netSocketFd, peerCredentials } = await import('../../../src/native/peercred.js');
+      const r = await socketAnswers(socket, 2000, (s) => peerCredentials(netSocketFd(s)).pid);
+      expect(r).toEqual({ ok: true, pid: process.pid });
+      expect(otherNetns(process.pid)).toBe(false);
+      expect(otherNetns(2 ** 22 + 1)).toBeUndefined(); // above pid_max: no such process
+    },
+  );
 
   it('a loop stalled past the probe timeout still finds the daemon that accepted meanwhile', async () => {
     const { socket } = await daemon();

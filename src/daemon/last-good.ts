@@ -171,13 +171,25 @@ export async function startFrom(
 
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
-/** the private directory the copy goes to: `last-good` in the state directory (a temp one in memory) */
-export function lastGoodDir(stateDir: string): string {
-  if (stateDir !== ':memory:') return join(stateDir, 'last-good');
-  memoryDir ??= mkdtempSync(join(tmpdir(), 'awg-last-good-'));
-  return memoryDir;
+/**
+ * The private directory the copy goes to: `last-good` in the state directory. With the state
+ * in memory (tests) it is a temp directory of this follower's own, made when first needed and
+ * removed by `close` (the daemon's stop): the copy is a config and may hold keys.
+ */
+export class LastGoodDir {
+  private temp: string | undefined;
+  constructor(private readonly stateDir: string) {}
+
+  path(): string {
+    if (this.stateDir !== ':memory:') return join(this.stateDir, 'last-good');
+    return (this.temp ??= mkdtempSync(join(tmpdir(), 'awg-last-good-')));
+  }
+
+  close(): void {
+    if (this.temp) rmSync(this.temp, { recursive: true, force: true });
+    this.temp = undefined;
+  }
 }
-let memoryDir: string | undefined;
 
 /** the daemon's hook (config-follower.ts `restore`): its revision watch, gate and state directory */
 export function restoreFor(o: {
@@ -188,7 +200,7 @@ export function restoreFor(o: {
     baseline: (g: GoodRevision) => void;
   };
   admit: StartFromOptions['admit'];
-  stateDir: string;
+  dir: LastGoodDir;
   emit: (e: DaemonEvent) => void;
 }): NonNullable<ConfigFollowerOptions['restore']> {
   return (c) =>
@@ -197,7 +209,7 @@ export function restoreFor(o: {
         lastGood: () => o.verify().lastGood,
         held: (r, h) => o.verify().holdBack(r, h),
         admit: o.admit,
-        dir: () => lastGoodDir(o.stateDir),
+        dir: () => o.dir.path(),
         error: (message) =>
           o.emit({ type: 'error', at: new Date().toISOString(), kind: 'verification', message }),
         baseline: async (g) => {

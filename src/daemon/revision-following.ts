@@ -19,7 +19,7 @@ import {
 import type { ConfigState, DaemonEvent, WakeReason } from './core.js';
 import type { DaemonEnv } from './daemon-env.js';
 import type { DaemonOptions } from './options.js';
-import { restoreFor } from './last-good.js';
+import { LastGoodDir, restoreFor } from './last-good.js';
 import { rolloutGateFor, rolloutPlaceOf, type RolloutGate } from './rollout-gate.js';
 import { RevisionWatch } from './revision-watch.js';
 import { isConverged, type RunBook, type RunOutcome } from './runs.js';
@@ -54,9 +54,12 @@ export class RevisionFollowing {
   private readonly rollout: RolloutGate;
   /** the check of a new revision after its apply (revision-watch.ts) */
   private readonly verify: RevisionWatch;
+  /** where the last good revision is copied to when HEAD is held back */
+  private readonly lastGood: LastGoodDir;
 
   constructor(private readonly o: RevisionFollowingOptions) {
     const { host, reporter, emit } = o;
+    this.lastGood = new LastGoodDir(host.state.dir);
     // the first sightings live in the rollout record the revision watch keeps (made below)
     this.rollout = rolloutGateFor(o, emit, () => o.wake('config'), {
       get: (revision, now) => this.verify.sighting(revision, now),
@@ -92,7 +95,7 @@ export class RevisionFollowing {
       restore: restoreFor({
         verify: () => this.verify,
         admit: (c) => this.rollout.admit({ ...c, config: c.prepared.config }),
-        stateDir: host.state.dir,
+        dir: this.lastGood,
         emit,
       }),
     });
@@ -151,5 +154,6 @@ export class RevisionFollowing {
   close(): void {
     this.rollout.close();
     this.verify.close();
+    this.lastGood.close();
   }
 }

@@ -37,6 +37,7 @@ import {
 import { join } from 'node:path';
 import {
   cgroupDir,
+  cleanupAwgEnv,
   snapshotHost,
   wgKeyPair,
   type AwgEnv,
@@ -128,9 +129,10 @@ const TUNNEL_PORTS = [WG_PORT, WG_PORT + 61, WG_PORT + 62, WG_PORT + 63];
 
 export async function buildWorld(tag: string): Promise<CrashWorld> {
   const t = await buildTopo(tag);
+  let e: AwgEnv | undefined;
   try {
     await startPeer(t);
-    const e = leakEnv();
+    e = leakEnv();
     const cfgA = join(e.dir, 'a.yaml');
     const cfgB = join(e.dir, 'b.yaml');
     writeFileSync(
@@ -160,6 +162,7 @@ export async function buildWorld(tag: string): Promise<CrashWorld> {
     return { t, e, cfgA, cfgB, cfgC, follow: join(e.dir, 'follow.yaml'), bootFile, pristine };
   } catch (err) {
     await destroyTopo(t);
+    if (e) cleanupAwgEnv(e);
     throw err;
   }
 }
@@ -168,6 +171,8 @@ export async function destroyWorld(w: CrashWorld | undefined): Promise<void> {
   if (!w) return;
   await awgCli(w.t.client, w.e, ['down']).catch(() => undefined);
   await destroyTopo(w.t);
+  // the client's env (configs, state, captures): it was left in /tmp after every run
+  cleanupAwgEnv(w.e);
 }
 
 // ---------------------------------------------------------------------------------------

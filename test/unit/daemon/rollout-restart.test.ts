@@ -6,13 +6,13 @@
  * git cannot give back is said loudly, and HEAD runs (the host comes up).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import { materialise, readBlobs } from '../../../src/daemon/last-good.js';
+import { LastGoodDir, materialise, readBlobs } from '../../../src/daemon/last-good.js';
 import { ROLLOUT_STATE_KEY } from '../../../src/daemon/revision-gate.js';
 import { hostSlot } from '../../../src/daemon/rollout-waves.js';
 import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
@@ -393,5 +393,19 @@ describe('daemon: the last good revision across a restart', () => {
     expect(() => readBlobs(Buffer.from(`${a} blob 9\nxy\n`), [a])).toThrow(/cut short/);
     expect(() => readBlobs(out, [b, a])).toThrow(/where blob/);
     expect(() => readBlobs(Buffer.from(`${a} blob 1\nx\n`), [a, b])).toThrow(/no header/);
+  });
+
+  it('with the state in memory the copy goes to a private temp directory of its own, removed on close', () => {
+    const memory = new LastGoodDir(':memory:');
+    const made = memory.path();
+    expect(memory.path()).toBe(made);
+    expect(made).toMatch(/awg-last-good-/);
+    expect(statSync(made).mode & 0o777).toBe(0o700);
+    const other = new LastGoodDir(':memory:');
+    expect(other.path()).not.toBe(made);
+    memory.close();
+    other.close();
+    expect(existsSync(made)).toBe(false);
+    expect(new LastGoodDir('/var/lib/awg').path()).toBe('/var/lib/awg/last-good');
   });
 });

@@ -120,6 +120,25 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
   },
   {
     title:
+      '`note: the awg daemon on … (pid N) runs in another network namespace`, or `Apply refused: the caller (pid N) runs in another network namespace than this awg daemon` (exit 4)',
+    what: [
+      "A daemon changes only the network namespace it runs in. The note: this command (say `ip netns exec vpn awg apply`) reached the machine's daemon from another namespace, so it acted on its own namespace directly instead, as `--direct` would; that namespace's objects belong to this command's state directory, not the daemon's. The refusal: a client that did not look first (an older awg, or a user who may not read the daemon's `/proc` entry) asked the daemon to change its namespace from another one.",
+    ],
+    todo: [
+      'to change the namespace the command runs in: nothing to do (pass `--direct` to say so and drop the note)',
+      "to change the daemon's namespace: run the command there (`nsenter --net=/proc/<daemon pid>/ns/net awg apply …`, or from the host if the daemon runs there)",
+      'to keep a daemon for the other namespace: start one there on a socket of its own (`awg daemon --socket /run/awg/vpn.sock`) and point `--socket` at it',
+    ],
+    quotes: {
+      'src/daemon/client.ts': ['runs in another network namespace'],
+      'src/cli/via-daemon.ts': ['this command acts on this network namespace directly'],
+      'src/daemon/api-gate.ts': [
+        'runs in another network namespace than this awg daemon, which changes only its own',
+      ],
+    },
+  },
+  {
+    title:
       '`awg status` says `host: no IPv4 default route in the main table`, `… default route is unreachable` or `endpoint … unreachable: no route`',
     what: [
       'The host\'s own routing, read at each run (`hostConditions` in `awg status --json`; `awg diff` and `awg apply` warn the same). Without a default route, traffic that goes direct (`target: direct`, `default: direct`, `awg exec --direct`) reaches only the prefixes the main table lists and fails elsewhere with "no route", as it would without awg; tunnelled traffic still works: awg gives unmarked local packets a first route of its own (the `awg-_noroute` link, table 52099, ip rules 5298 and 5299), so the firewall can mark them into their tunnel ([Linux notes](platform-linux.md#hosts-without-a-default-route)).',

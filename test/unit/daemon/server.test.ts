@@ -51,24 +51,6 @@ async function serve(
   return { core, server, client, path };
 }
 
-/** what Apply (not a dry run), Down and Confirm answer, each an error or undefined */
-async function mutationErrors(client: DaemonClient): Promise<(AwgError | undefined)[]> {
-  const calls = [
-    () => client.apply({ configPath: '/etc/awg/awg.yaml' }),
-    () => client.down(),
-    () => client.confirm(),
-  ];
-  const out: (AwgError | undefined)[] = [];
-  for (const call of calls)
-    out.push(
-      await call().then(
-        () => undefined,
-        (x: unknown) => x as AwgError,
-      ),
-    );
-  return out;
-}
-
 /** what a crashed daemon leaves: a socket file nobody listens on (SIGKILL skips the unlink) */
 function staleSocket(path: string): void {
   spawnSync(process.execPath, [
@@ -175,7 +157,15 @@ describe('API server and client over a Unix socket', () => {
 
   it('--locked: Apply (not a dry run), Down and Confirm are refused, even to root; Diff, Status, a dry run and Limit are served', async () => {
     const { core, client } = await serve(new FakeCore(), { locked: true });
-    for (const e of await mutationErrors(client)) {
+    for (const call of [
+      () => client.apply({ configPath: '/etc/awg/awg.yaml' }),
+      () => client.down(),
+      () => client.confirm(),
+    ]) {
+      const e = await call().then(
+        () => undefined,
+        (x: unknown) => x as AwgError,
+      );
       expect(e?.kind).toBe('permission');
       expect(e?.message).toMatch(/locked to its config repository/);
     }
@@ -201,7 +191,15 @@ describe('API server and client over a Unix socket', () => {
         // this test's client is this process: the fake says it runs elsewhere
         callers: { ...linuxCallerNatives, otherNetns: (pid) => (asked.push(pid), true) },
       });
-      for (const e of await mutationErrors(client)) {
+      for (const call of [
+        () => client.apply({ configPath: '/etc/awg/awg.yaml' }),
+        () => client.down(),
+        () => client.confirm(),
+      ]) {
+        const e = await call().then(
+          () => undefined,
+          (x: unknown) => x as AwgError,
+        );
         expect(e?.kind).toBe('permission');
         expect(e?.message).toBe(
           `${e?.message.split(' ')[0]} refused: the caller (pid ${process.pid}) runs in another network namespace than this awg daemon, which changes only its own`,

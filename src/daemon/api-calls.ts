@@ -33,7 +33,7 @@ export async function applyAs(
   peer: PeerCred,
   req: ApplyRequest,
 ): Promise<ApplyResponse> {
-  gate.refuseMutation('Apply', peer, req.dryRun);
+  gate.refuseIfLocked('Apply', peer, req.dryRun);
   gate.audit('Apply', peer, {
     config: req.configPath,
     ...(req.dryRun ? { dryRun: true } : {}),
@@ -50,7 +50,7 @@ export async function downAs(
   gate: ApiGate,
   peer: PeerCred,
 ): Promise<DownResponse> {
-  gate.refuseMutation('Down', peer);
+  gate.refuseIfLocked('Down', peer);
   gate.audit('Down', peer);
   gate.pendingConfirm = undefined;
   return core.down();
@@ -61,7 +61,7 @@ export async function confirmAs(
   gate: ApiGate,
   peer: PeerCred,
 ): Promise<ConfirmResponse> {
-  gate.refuseMutation('Confirm', peer);
+  gate.refuseIfLocked('Confirm', peer);
   gate.audit('Confirm', peer);
   const r = await core.confirm();
   if (r.confirmed) gate.pendingConfirm = undefined;

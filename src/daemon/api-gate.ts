@@ -32,11 +32,6 @@ export interface GateOptions {
   selection?: HostSelection;
   /** `awg daemon --locked`: Apply (but a dry run), Down and Confirm are refused for everyone */
   locked?: boolean;
-  /**
-   * whether a caller's process runs in another network namespace than the daemon (the
-   * platform's CallerNatives.otherNetns; undefined: cannot tell, or no such thing)
-   */
-  otherNetns?: (pid: number) => boolean | undefined;
 }
 
 /** why the socket group may not make an RPC it is denied */
@@ -61,38 +56,20 @@ export class ApiGate {
     private readonly opts: GateOptions = {},
   ) {}
 
-  /**
-   * The mutations (LOCKED_RPCS: Apply but a dry run, Down, Confirm) refused whoever asks:
-   * all of them under `--locked`, and those of a caller in another network namespace. The
-   * daemon changes only its own namespace: a config sent from another one (an older CLI, or
-   * one that could not tell where the daemon runs) would replace this namespace's tunnels.
-   */
-  refuseMutation(rpc: Rpc, peer: PeerCred, dryRun = false): void {
-    if (dryRun) return;
-    if (this.opts.locked)
-      throw this.deny(
-        rpc,
-        peer,
-        new AwgError(
-          'permission',
-          `${rpc} refused: this daemon is locked to its config repository (awg daemon --locked); change the repository instead`,
-          {
-            hint: 'commit the change to the repository the host follows; `awg diff` still shows plans',
-          },
-        ),
-      );
-    if (peer.pid > 0 && this.opts.otherNetns?.(peer.pid) === true)
-      throw this.deny(
-        rpc,
-        peer,
-        new AwgError(
-          'permission',
-          `${rpc} refused: the caller (pid ${peer.pid}) runs in another network namespace than this awg daemon, which changes only its own`,
-          {
-            hint: 'act on that namespace with `--direct` there (or run a daemon of its own, on another socket)',
-          },
-        ),
-      );
+  /** `--locked`: the mutations refused whoever asks */
+  refuseIfLocked(rpc: Rpc, peer: PeerCred, dryRun = false): void {
+    if (!this.opts.locked || dryRun) return;
+    throw this.deny(
+      rpc,
+      peer,
+      new AwgError(
+        'permission',
+        `${rpc} refused: this daemon is locked to its config repository (awg daemon --locked); change the repository instead`,
+        {
+          hint: 'commit the change to the repository the host follows; `awg diff` still shows plans',
+        },
+      ),
+    );
   }
 
   /**

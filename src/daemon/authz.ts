@@ -81,7 +81,7 @@ export const GROUP_RULE_TEXT: Readonly<Record<GroupRule, string>> = {
 };
 
 /**
- * What `awg daemon --locked` refuses whoever asks (ApiGate.refuseMutation, called by
+ * What `awg daemon --locked` refuses whoever asks (ApiGate.refuseIfLocked, called by
  * api-calls.ts): the value says which requests of the RPC.
  */
 export const LOCKED_RPCS: Readonly<Partial<Record<Rpc, string>>> = {

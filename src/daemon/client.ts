@@ -27,7 +27,7 @@ import type {
   UpdateListsResponse,
 } from './core.js';
 import type { Socket } from 'node:net';
-import { socketAnswers, socketFrom } from './socket.js';
+import { otherNetns, socketAnswers, socketFrom } from './socket.js';
 import {
   applyRequestToWire,
   applyResponseFromWire,
@@ -371,7 +371,7 @@ export interface NetnsCheck {
  */
 async function linuxNetnsCheck(): Promise<NetnsCheck | undefined> {
   if (process.platform !== 'linux') return undefined;
-  const { netSocketFd, otherNetns, peerCredentials } = await import('../native/peercred.js');
+  const { netSocketFd, peerCredentials } = await import('../native/peercred.js');
   return {
     listener: (s) => {
       try {

@@ -405,7 +405,6 @@ export async function startApiServer(
     {
       ...(opts.selection ? { selection: opts.selection } : {}),
       ...(opts.locked ? { locked: true } : {}),
-      ...(callers.otherNetns ? { otherNetns: (pid: number) => callers.otherNetns!(pid) } : {}),
     },
   );
   server.addService(awgService(), handlers(core, gate, streams));

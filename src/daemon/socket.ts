@@ -1,4 +1,5 @@
 /** Where the daemon's API listens, and whether something answers there. */
+import { statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { defaultPaths } from '../util/paths.js';
 
@@ -48,4 +49,20 @@ export function socketAnswers(
 /** the socket the CLI talks to: `--socket`, else $AWG_SOCKET, else /run/awg/awg.sock */
 export function socketFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return opt || env.AWG_SOCKET || DEFAULT_SOCKET;
+}
+
+/**
+ * Whether process `pid` runs in another network namespace than the calling thread: its
+ * /proc/PID/ns/net is another namespace file (device and inode) than ours. Undefined when
+ * /proc does not say: the process is gone, is not in our pid namespace, or we may not look
+ * (another user's process, without CAP_SYS_PTRACE).
+ */
+export function otherNetns(pid: number, proc = '/proc'): boolean | undefined {
+  try {
+    const theirs = statSync(`${proc}/${pid}/ns/net`);
+    const ours = statSync(`${proc}/thread-self/ns/net`);
+    return theirs.dev !== ours.dev || theirs.ino !== ours.ino;
+  } catch {
+    return undefined;
+  }
 }

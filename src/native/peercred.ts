@@ -7,7 +7,6 @@
  * 4.13), and whether a path carries a POSIX access ACL. Nothing the client sends can change
  * either. macOS's: native/darwin/peercred.ts.
  */
-import { statSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { AwgError } from '../errors.js';
 import {
@@ -44,8 +43,6 @@ export interface CallerNatives {
   peer(fd: number): PeerCred;
   /** what an ACL on `path` (a symbolic link itself, never followed) adds to its mode; undefined when it has none; throws on other errors */
   acl(path: string): AclFacts | undefined;
-  /** whether process `pid` runs in another network namespace than ours (undefined: cannot tell; absent: the platform has none) */
-  otherNetns?(pid: number): boolean | undefined;
 }
 
 /** The fd behind an accepted net.Socket (its libuv pipe handle; Node has no public accessor). */
@@ -90,23 +87,6 @@ export function hasAccessAcl(path: string): boolean {
  */
 export const linuxCallerNatives: CallerNatives = {
   peer: peerCredentials,
-  otherNetns,
   acl: (path) =>
     hasAccessAcl(path) ? { what: 'a POSIX ACL', grantsWrite: false, decidesRead: true } : undefined,
 };
-
-/**
- * Whether process `pid` runs in another network namespace than the calling thread: its
- * /proc/PID/ns/net is another namespace file (device and inode) than ours. Undefined when
- * /proc does not say: the process is gone, is not in our pid namespace, or we may not look
- * (another user's process, without CAP_SYS_PTRACE).
- */
-export function otherNetns(pid: number, proc = '/proc'): boolean | undefined {
-  try {
-    const theirs = statSync(`${proc}/${pid}/ns/net`);
-    const ours = statSync(`${proc}/thread-self/ns/net`);
-    return theirs.dev !== ours.dev || theirs.ino !== ours.ino;
-  } catch {
-    return undefined;
-  }
-}

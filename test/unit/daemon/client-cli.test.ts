@@ -11,7 +11,7 @@ import type { Io } from '../../../src/cli/output.js';
 import { eventsCommand } from '../../../src/cli/commands/events.js';
 import { statusCommand } from '../../../src/cli/commands/status.js';
 import { daemonFor } from '../../../src/daemon/client.js';
-import { socketAnswers } from '../../../src/daemon/socket.js';
+import { otherNetns, socketAnswers } from '../../../src/daemon/socket.js';
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
@@ -137,8 +137,7 @@ describe('daemon selection', () => {
     'the listener of a connected socket is read from the kernel, and its namespace from /proc',
     async () => {
       const { socket } = await daemon();
-      const { netSocketFd, otherNetns, peerCredentials } =
-        await import('../../../src/native/peercred.js');
+      const { netSocketFd, peerCredentials } = await import('../../../src/native/peercred.js');
       const r = await socketAnswers(socket, 2000, (s) => peerCredentials(netSocketFd(s)).pid);
       expect(r).toEqual({ ok: true, pid: process.pid });
       expect(otherNetns(process.pid)).toBe(false);

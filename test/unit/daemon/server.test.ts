@@ -182,44 +182,6 @@ describe('API server and client over a Unix socket', () => {
     expect(core.calls.map((c) => c.method)).toEqual(['apply', 'diff', 'status', 'limit']);
   });
 
-  it.runIf(process.platform === 'linux')(
-    'a caller in another network namespace: Apply (not a dry run), Down and Confirm are refused; the rest is served',
-    async () => {
-      const { linuxCallerNatives } = await import('../../../src/native/peercred.js');
-      const asked: number[] = [];
-      const { core, client } = await serve(new FakeCore(), {
-        // this test's client is this process: the fake says it runs elsewhere
-        callers: { ...linuxCallerNatives, otherNetns: (pid) => (asked.push(pid), true) },
-      });
-      for (const call of [
-        () => client.apply({ configPath: '/etc/awg/awg.yaml' }),
-        () => client.down(),
-        () => client.confirm(),
-      ]) {
-        const e = await call().then(
-          () => undefined,
-          (x: unknown) => x as AwgError,
-        );
-        expect(e?.kind).toBe('permission');
-        expect(e?.message).toBe(
-          `${e?.message.split(' ')[0]} refused: the caller (pid ${process.pid}) runs in another network namespace than this awg daemon, which changes only its own`,
-        );
-        expect(e?.hint).toMatch(/--direct/);
-      }
-      expect(new Set(asked)).toEqual(new Set([process.pid]));
-      expect((await client.apply({ configPath: '/etc/awg/awg.yaml', dryRun: true })).outcome).toBe(
-        'planned',
-      );
-      expect(await client.status()).toEqual(sampleStatus());
-      expect(core.calls.map((c) => c.method)).toEqual(['apply', 'status']);
-    },
-  );
-
-  it('a caller in this network namespace (the platform check, for real) may apply', async () => {
-    const { client } = await serve();
-    expect((await client.apply({ configPath: '/etc/awg/awg.yaml' })).outcome).toBe('converged');
-  });
-
   it('maps every error kind to its gRPC code and back to the same AwgError (issues, hint)', async () => {
     const { core, client } = await serve();
     for (const kind of Object.keys(ERROR_KINDS) as ErrorKind[]) {

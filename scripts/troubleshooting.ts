@@ -119,10 +119,9 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
     },
   },
   {
-    title:
-      '`note: the awg daemon on … (pid N) runs in another network namespace`, or `Apply refused: the caller (pid N) runs in another network namespace than this awg daemon` (exit 4)',
+    title: '`note: the awg daemon on … (pid N) runs in another network namespace`',
     what: [
-      "A daemon changes only the network namespace it runs in. The note: this command (say `ip netns exec vpn awg apply`) reached the machine's daemon from another namespace, so it acted on its own namespace directly instead, as `--direct` would; that namespace's objects belong to this command's state directory, not the daemon's. The refusal: a client that did not look first (an older awg, or a user who may not read the daemon's `/proc` entry) asked the daemon to change its namespace from another one.",
+      "A daemon changes only the network namespace it runs in. This command (say `ip netns exec vpn awg apply`) reached the machine's daemon from another namespace, so it acted on its own namespace directly instead, as `--direct` would; that namespace's objects belong to this command's state directory, not the daemon's. (`awg ui` is the exception: it is the daemon's dashboard, wherever it runs.)",
     ],
     todo: [
       'to change the namespace the command runs in: nothing to do (pass `--direct` to say so and drop the note)',
@@ -132,9 +131,6 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
     quotes: {
       'src/daemon/client.ts': ['runs in another network namespace'],
       'src/cli/via-daemon.ts': ['this command acts on this network namespace directly'],
-      'src/daemon/api-gate.ts': [
-        'runs in another network namespace than this awg daemon, which changes only its own',
-      ],
     },
   },
   {

@@ -416,6 +416,11 @@ export interface DaemonChoice {
   socket?: string;
   /** `--direct`: act on the host even if a daemon runs */
   direct?: boolean;
+  /**
+   * a daemon of another network namespace will do: the command has no direct mode and acts
+   * on the daemon itself (events, confirm, limit), not on the namespace it runs in
+   */
+  anyNetns?: boolean;
 }
 
 /**
@@ -431,7 +436,8 @@ export async function daemonFor(
 ): Promise<{ client?: DaemonClient; socket: string; reason: string; elsewhere?: true }> {
   const socket = socketFrom(o.socket, env);
   if (o.direct) return { socket, reason: '--direct was given' };
-  const c = await connectDaemon(socket, netns === undefined ? {} : { netns });
+  const check = o.anyNetns ? null : netns;
+  const c = await connectDaemon(socket, check === undefined ? {} : { netns: check });
   if (c.client) return { client: c.client, socket, reason: '' };
   if (refused(c.code)) throw socketRefused(socket);
   // a listener that neither accepts nor refuses is a daemon too busy or stopped, not none:
@@ -461,7 +467,8 @@ function socketRefused(socket: string): AwgError {
  * answers there, the permission error when the socket does not let this user in.
  */
 export async function reconnectDaemon(socket: string): Promise<DaemonClient> {
-  const c = await connectDaemon(socket);
+  // the daemon the command chose at its start, come back: where it runs was decided then
+  const c = await connectDaemon(socket, { netns: null });
   if (c.client) return c.client;
   if (refused(c.code)) throw socketRefused(socket);
   throw new DaemonUnavailable(c.reason);

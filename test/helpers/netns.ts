@@ -105,7 +105,8 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
 }
 
 export function netnsPath(ns: string): string {
-  return join(NETNS_DIR, ns);
+  // an absolute path (/proc/PID/ns/net) names a process's namespace
+  return ns.startsWith('/') ? ns : join(NETNS_DIR, ns);
 }
 
 /** Run `cmd args` inside namespace `ns` (nsenter --net, host /sys and cgroup paths kept). */

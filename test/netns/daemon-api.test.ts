@@ -49,6 +49,11 @@ import {
 
 const skip = requireNetnsPrereqs(['nft', 'setpriv']);
 const NOBODY = ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--'];
+/**
+ * the network namespace of this process, where the fake daemons of the permission tests
+ * listen: a CLI uses a daemon of its own namespace only (from another one it acts directly)
+ */
+const SERVER_NS = `/proc/${process.pid}/ns/net`;
 
 describe.skipIf(skip)('API socket permissions against an unprivileged user', () => {
   let ns: string;
@@ -93,7 +98,7 @@ describe.skipIf(skip)('API socket permissions against an unprivileged user', () 
     expect(r.code, show(r)).toBe(4);
     expect(r.stderr).toContain(`the awg daemon socket ${path} does not let this user in`);
     // control: root gets the status through the same socket
-    const ok = await awg(ns, e, ['status', '--socket', path], { noStateDir: true });
+    const ok = await awg(SERVER_NS, e, ['status', '--socket', path], { noStateDir: true });
     expect(ok.code, show(ok)).toBe(0);
     expect(ok.stdout).toContain('state: converged');
   });
@@ -102,7 +107,10 @@ describe.skipIf(skip)('API socket permissions against an unprivileged user', () 
     const path = join(dir, 'group.sock');
     servers.push(await startApiServer(new FakeCore(), { socketPath: path, group: 65534 }));
     expect((await connectAs(path)).stdout.trim()).toBe('connected');
-    const r = await awg(ns, e, ['status', '--socket', path], { wrap: NOBODY, noStateDir: true });
+    const r = await awg(SERVER_NS, e, ['status', '--socket', path], {
+      wrap: NOBODY,
+      noStateDir: true,
+    });
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toContain('tunnel work (wireguard, awg-work): up');
   });

@@ -14,7 +14,7 @@ export interface ConfirmOptions extends Omit<DaemonChoice, 'direct'> {
 export async function confirmCommand(io: Io, o: ConfirmOptions): Promise<number> {
   let close: (() => void) | undefined;
   try {
-    const d = await daemonFor(o);
+    const d = await daemonFor({ ...o, anyNetns: true });
     if (!d.client) throw needsDaemon('awg confirm', d.reason);
     const c = d.client;
     close = () => c.close();

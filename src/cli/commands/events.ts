@@ -25,7 +25,7 @@ export async function eventsCommand(
   deps: { until?: Promise<unknown>; reconnect?: ReconnectDeps } = {},
 ): Promise<number> {
   try {
-    const d = await daemonFor(o);
+    const d = await daemonFor({ ...o, anyNetns: true });
     if (!d.client) throw needsDaemon('awg events', d.reason);
     /** the id of the last event printed ('' until one came, or from a daemon without ids) */
     let lastId = '';

@@ -94,7 +94,7 @@ export async function limitCommand(
   let close: (() => void) | undefined;
   try {
     const req = limitRequest(pidArg, o);
-    const d = await daemonFor(o);
+    const d = await daemonFor({ ...o, anyNetns: true });
     if (!d.client)
       throw needsDaemon(
         'awg limit (the daemon holds a limit until the process exits: it must outlive this command)',

@@ -127,6 +127,17 @@ describe('daemon selection', () => {
       expect(d.client).toBeDefined();
       d.client!.close();
     }
+    // a command without a direct mode (events, confirm, limit) uses the daemon wherever it runs
+    const anywhere = await daemonFor(
+      { socket, anyNetns: true },
+      {},
+      {
+        listener: () => 4242,
+        other: () => true,
+      },
+    );
+    expect(anywhere.client).toBeDefined();
+    anywhere.client!.close();
     // this platform's own check: our listener is this process, in this namespace
     const real = await daemonFor({ socket }, {});
     expect(real.client, real.reason).toBeDefined();

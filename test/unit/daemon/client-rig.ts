@@ -1,0 +1,34 @@
+/** The client-mode tests' fake daemon (an API server on a FakeCore) and temp directories. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach } from 'vitest';
+import { startApiServer } from '../../../src/daemon/server.js';
+import { FakeCore } from './server-fake-core.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** run after the current test (last registered first) */
+export function afterThisTest(c: () => Promise<void> | void): void {
+  cleanups.push(c);
+}
+
+/** a private temp directory, removed after the test */
+export function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'awg-cli-api-'));
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** an API server on `core` at a private socket, closed after the test */
+export async function daemon(
+  core = new FakeCore(),
+): Promise<{ core: FakeCore; socket: string; stop: () => Promise<void> }> {
+  const socket = join(tmp(), 'awg.sock');
+  const server = await startApiServer(core, { socketPath: socket });
+  cleanups.push(() => server.close());
+  return { core, socket, stop: () => server.close() };
+}

@@ -76,6 +76,10 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          // CI runs the unit tests in an idle CPU cgroup beside the netns tests: a set-up hook
+          // that spawns processes (git init and config: rollout-restart.test.ts) waited past the
+          // default 10 s there on Node 22. A bound on a hang, not a timing
+          hookTimeout: 60_000,
           // expect.poll without a deadline of its own (its default gives up after 1 s): what a
           // unit test polls for (a socket, a child process, a timer) can take longer on a loaded
           // machine; the test's timeout bounds the wait (test/helpers/eventually.ts for vi.waitFor)

@@ -219,6 +219,10 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
       method: req.method,
       path: url.pathname + url.search,
       headers,
+      // a connection of its own per request: the global agent keeps idle connections, and
+      // one the daemon closes as idle (its keep-alive timeout) while a request goes out on it
+      // ends in ECONNRESET, a 503 for the page (a Unix socket costs nothing to connect)
+      agent: false,
     });
     upstreams.add(up);
     up.on('response', (ur) => {

@@ -101,8 +101,8 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
 
   // a generous bound, not a timing assertion: CI runs the unit tests in an idle cgroup beside
   // the netns tests, where 600 datagrams through the sender thread took over the 2 s this was
-  const until = async (f: () => boolean, what: string) => {
-    const end = Date.now() + 30_000;
+  const until = async (f: () => boolean, what: string, boundMs = 30_000) => {
+    const end = Date.now() + boundMs;
     while (!f() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     if (!f()) throw new Error(`timed out: ${what}`);
   };
@@ -239,10 +239,16 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
       };
       for (let i = 0; i < 40 && !b.sendThreaded; i++) await round();
       await reachRate(b);
-      await until(() => {
-        if (!b.sendThreaded) b.send([Buffer.from(`s-${seq++}`)], to); // the switch happens on a send
-        return b.sendThreaded;
-      }, 'the sender thread');
+      // the thread is a worker that loads its modules first: in CI's idle cgroup that took
+      // over 30 s (Node 24)
+      await until(
+        () => {
+          if (!b.sendThreaded) b.send([Buffer.from(`s-${seq++}`)], to); // the switch happens on a send
+          return b.sendThreaded;
+        },
+        'the sender thread',
+        120_000,
+      );
       await until(() => r.got.length === seq, 'the rest');
       for (let i = 0; i < 20; i++) await round();
       expect(r.got.map((g) => g.m.toString())).toEqual(
@@ -290,7 +296,7 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
       await b.close();
       expect(exited).toBe(true); // the thread was gone before the fd was closed
     },
-    120_000, // its many waits are bounded by `until`, not by the unit tests' 20 s
+    240_000, // its many waits are bounded by `until`, not by the unit tests' 20 s
   );
 
   it('AWG_UDP_SEND_THREAD=auto: the pool sender takes bursts only while the gauge says the thread is starved, in order across the switches', async () => {

@@ -359,7 +359,7 @@ export const OTHER_NETNS = 'EOTHERNETNS';
 /** How a client tells where the daemon behind a socket runs (Linux; injectable for tests). */
 export interface NetnsCheck {
   /** the listening process's pid, read from the connected socket */
-  listener: (s: Socket) => number | undefined;
+  listener: (s: Socket) => number | undefined | Promise<number | undefined>;
   /** whether that process runs in another network namespace (undefined: cannot tell) */
   other: (pid: number) => boolean | undefined;
 }
@@ -369,11 +369,13 @@ export interface NetnsCheck {
  * records it at listen()), and /proc/PID/ns/net its network namespace. A daemon manages the
  * namespace it runs in; `ip netns exec other awg apply` must not hand it a config for another.
  */
-async function linuxNetnsCheck(): Promise<NetnsCheck | undefined> {
+function linuxNetnsCheck(): NetnsCheck | undefined {
   if (process.platform !== 'linux') return undefined;
-  const { netSocketFd, peerCredentials } = await import('../native/peercred.js');
   return {
-    listener: (s) => {
+    // the native module (koffi) is loaded only once a daemon has answered: a command with
+    // no daemon to ask starts as before
+    listener: async (s) => {
+      const { netSocketFd, peerCredentials } = await import('../native/peercred.js');
       try {
         const { pid } = peerCredentials(netSocketFd(s));
         return pid > 0 ? pid : undefined; // 0: the listener is outside our pid namespace
@@ -381,7 +383,7 @@ async function linuxNetnsCheck(): Promise<NetnsCheck | undefined> {
         return undefined;
       }
     },
-    other: (pid) => otherNetns(pid),
+    other: otherNetns,
   };
 }
 
@@ -394,7 +396,7 @@ export async function connectDaemon(
   socketPath: string,
   o: ClientOptions & { probeTimeoutMs?: number; netns?: NetnsCheck | null } = {},
 ): Promise<Connection> {
-  const check = o.netns === undefined ? await linuxNetnsCheck() : (o.netns ?? undefined);
+  const check = o.netns === undefined ? linuxNetnsCheck() : (o.netns ?? undefined);
   const probe = await socketAnswers(socketPath, o.probeTimeoutMs ?? 1000, check?.listener);
   if (!probe.ok)
     return {

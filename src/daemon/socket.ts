@@ -20,11 +20,12 @@ export interface SocketProbe {
 export function socketAnswers(
   path: string,
   timeoutMs = 1000,
-  listener?: (s: Socket) => number | undefined,
+  listener?: (s: Socket) => number | undefined | Promise<number | undefined>,
 ): Promise<SocketProbe> {
   return new Promise((resolve) => {
     const s = connect(path);
     let settled = false;
+    let connected = false;
     const done = (r: SocketProbe) => {
       if (settled) return;
       settled = true;
@@ -35,12 +36,17 @@ export function socketAnswers(
     // A loop stalled past the timeout (GC, a busy CPU) runs timers before it reports the
     // connect that completed meanwhile: decide in the check phase, after pending I/O.
     const t = setTimeout(
-      () => setImmediate(() => settled || done({ ok: false, code: 'ETIMEDOUT' })),
+      () => setImmediate(() => settled || connected || done({ ok: false, code: 'ETIMEDOUT' })),
       timeoutMs,
     );
     s.once('connect', () => {
-      const pid = listener?.(s);
-      done(pid === undefined ? { ok: true } : { ok: true, pid });
+      if (!listener) return done({ ok: true });
+      // connected: the listener's answer is awaited, the probe's timeout is over
+      connected = true;
+      void Promise.resolve(listener(s)).then(
+        (pid) => done(pid === undefined ? { ok: true } : { ok: true, pid }),
+        () => done({ ok: true }),
+      );
     });
     s.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code ?? 'EIO' }));
   });

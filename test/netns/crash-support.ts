@@ -38,6 +38,7 @@ import { join } from 'node:path';
 import {
   cgroupDir,
   cleanupAwgEnv,
+  makeAwgEnv,
   snapshotHost,
   wgKeyPair,
   type AwgEnv,
@@ -55,7 +56,6 @@ import {
   capture,
   classify,
   destroyTopo,
-  leakEnv,
   parsePcap,
   rawApp,
   sleep,
@@ -132,7 +132,7 @@ export async function buildWorld(tag: string): Promise<CrashWorld> {
   let e: AwgEnv | undefined;
   try {
     await startPeer(t);
-    e = leakEnv();
+    e = makeAwgEnv();
     const cfgA = join(e.dir, 'a.yaml');
     const cfgB = join(e.dir, 'b.yaml');
     writeFileSync(

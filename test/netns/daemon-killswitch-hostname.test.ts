@@ -19,7 +19,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cleanupAwgEnv, ensureDist, nftTable, type AwgEnv } from '../helpers/awg.js';
+import { cleanupAwgEnv, makeAwgEnv, ensureDist, nftTable, type AwgEnv } from '../helpers/awg.js';
 import {
   nsExec,
   nsSpawn,
@@ -40,7 +40,6 @@ import {
   destroyTopo,
   eventually,
   hits,
-  leakEnv,
   startDaemon,
   startPeer,
   waitOutput,
@@ -106,7 +105,7 @@ describe.skipIf(skip)('kill switch + host-name endpoint across kill -9 of the da
     t = await buildTopo('dkh');
     await startPeer(t);
     await run('ip', ['-n', t.server, 'addr', 'add', `${DNS_ADDR}/32`, 'dev', 'awgt-s-r']);
-    e = leakEnv();
+    e = makeAwgEnv();
     zone = join(e.dir, 'zone.json');
     writeFileSync(zone, JSON.stringify({ [NAME]: ENDPOINT, [PROXY_NAME]: ENDPOINT }));
     resolvConf = join(e.dir, 'resolv.private');

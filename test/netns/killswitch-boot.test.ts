@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import { cleanupAwgEnv, makeAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
 import { nsExec, requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import { renderBootUnit } from '../../src/resources/service/render.js';
 import {
@@ -35,7 +35,6 @@ import {
   eventually,
   execApp,
   hits,
-  leakEnv,
   parsePcap,
   rawApp,
   startDaemon,
@@ -88,7 +87,7 @@ describe.skipIf(skip)(
     /** converge once with the kill switch on, then "reboot": everything runtime is gone, the uplink is down */
     async function applyThenReboot(): Promise<{ cfg: string; bootFile: string }> {
       run++;
-      e = leakEnv();
+      e = makeAwgEnv();
       const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch: 'on' }));
       d = startDaemon(t!.client, e, cfg);
       await d.waitEvent(converged);
@@ -200,7 +199,7 @@ describe.skipIf(skip)(
 
     it('awg down removes the boot copy (the early unit then loads nothing)', async () => {
       run++;
-      e = leakEnv();
+      e = makeAwgEnv();
       const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch: 'on' }));
       const a = await awgCli(t!.client, e, ['apply', '-f', cfg]);
       expect(a.code, a.out).toBe(0);

@@ -5,7 +5,7 @@
  * events; and waits on output and conditions.
  */
 import { join } from 'node:path';
-import { REPO_ROOT, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
+import { REPO_ROOT, type AwgEnv } from '../helpers/awg.js';
 import { netnsPath, nsSpawn, type NsProcess } from '../helpers/netns.js';
 import { runProcess } from '../../src/util/exec.js';
 import { converged, upEvents, type Up } from './daemon-support.js';
@@ -16,9 +16,6 @@ export interface CliOpts {
   /** run inside `unshare -m` with this file bind-mounted over /etc/resolv.conf */
   resolvConf?: string;
 }
-
-/** the leak tests' env: makeAwgEnv's, whose private API socket keeps `awg down` from another test's (or the host's) daemon */
-export const leakEnv: () => AwgEnv = makeAwgEnv;
 
 function argvOf(
   ns: string,

@@ -16,7 +16,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import { cleanupAwgEnv, makeAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
 import { requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import {
   CLIENT_TUN,
@@ -36,7 +36,6 @@ import {
   eventually,
   execApp,
   hits,
-  leakEnv,
   parsePcap,
   rawApp,
   startDaemon,
@@ -97,7 +96,7 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
     daemonInMountNs = false,
   ): Promise<void> {
     run++;
-    e = leakEnv();
+    e = makeAwgEnv();
     resolv = join(e.dir, 'resolv.host');
     writeFileSync(resolv, ORIGINAL);
     const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, yaml));

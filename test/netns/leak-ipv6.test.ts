@@ -10,7 +10,7 @@
  *   direct (the control that shows the check sees v6 on the underlay).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import { cleanupAwgEnv, makeAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
 import { requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import {
   OTHER_RESOLVER,
@@ -26,7 +26,6 @@ import {
   eventually,
   execApp,
   hits,
-  leakEnv,
   parsePcap,
   rawApp,
   startDaemon,
@@ -77,7 +76,7 @@ describe.skipIf(skip)('leak: IPv6 on the underlay', () => {
 
   async function up(killSwitch: string, ipv6: string): Promise<void> {
     run++;
-    e = leakEnv();
+    e = makeAwgEnv();
     d = startDaemon(
       t!.client,
       e,

@@ -17,7 +17,7 @@
  * on there or nowhere when its app's rule turns direct (its payload never reaches the underlay).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import { cleanupAwgEnv, makeAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
 import {
   nsExec,
   nsSpawn,
@@ -38,7 +38,6 @@ import {
   destroyTopo,
   diag,
   eventually,
-  leakEnv,
   parsePcap,
   startDaemon,
   startPeer,
@@ -221,7 +220,7 @@ describe.skipIf(skip)(
 
     async function up(rules?: string): Promise<void> {
       run++;
-      e = leakEnv();
+      e = makeAwgEnv();
       const cfg = writeConfig(
         e,
         'client.yaml',

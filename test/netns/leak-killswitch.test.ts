@@ -16,7 +16,14 @@
  * A control run without the kill switch shows the classifier flags the unmatched traffic.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupAwgEnv, ensureDist, nftTable, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import {
+  cleanupAwgEnv,
+  makeAwgEnv,
+  ensureDist,
+  nftTable,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
 import { nsExec, requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import {
   CLIENT_TUN,
@@ -36,7 +43,6 @@ import {
   eventually,
   execApp,
   hits,
-  leakEnv,
   parsePcap,
   rawApp,
   startDaemon,
@@ -116,7 +122,7 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
 
   async function up(ks: string, rules?: string): Promise<void> {
     run++;
-    e = leakEnv();
+    e = makeAwgEnv();
     const cfg = writeConfig(
       e,
       'client.yaml',

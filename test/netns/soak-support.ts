@@ -29,7 +29,7 @@ import { DaemonClient } from '../../src/daemon/client.js';
 import type { StatusResponse } from '../../src/daemon/core.js';
 import { close as closeFd } from '../../src/native/libc.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
-import { REPO_ROOT, cleanupAwgEnv, type AwgEnv } from '../helpers/awg.js';
+import { REPO_ROOT, cleanupAwgEnv, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
 import { nsExec, nsSpawn, type NsProcess } from '../helpers/netns.js';
 import {
   ROUTER_UL,
@@ -38,7 +38,6 @@ import {
   buildTopo,
   capture,
   destroyTopo,
-  leakEnv,
   rawApp,
   startPeer,
   type App,
@@ -217,7 +216,7 @@ async function buildSoakWorld(): Promise<World> {
   const t = await buildTopo('soak');
   const w: World = {
     t,
-    e: leakEnv(),
+    e: makeAwgEnv(),
     socket: '',
     follow: '',
     configs: [],

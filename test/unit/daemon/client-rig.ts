@@ -2,24 +2,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
 import { startApiServer } from '../../../src/daemon/server.js';
+import { afterThisTest } from '../../helpers/cleanup.js';
 import { FakeCore } from './server-fake-core.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-/** run after the current test (last registered first) */
-export function afterThisTest(c: () => Promise<void> | void): void {
-  cleanups.push(c);
-}
+export { afterThisTest };
 
 /** a private temp directory, removed after the test */
 export function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'awg-cli-api-'));
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  afterThisTest(() => rmSync(d, { recursive: true, force: true }));
   return d;
 }
 
@@ -29,6 +21,6 @@ export async function daemon(
 ): Promise<{ core: FakeCore; socket: string; stop: () => Promise<void> }> {
   const socket = join(tmp(), 'awg.sock');
   const server = await startApiServer(core, { socketPath: socket });
-  cleanups.push(() => server.close());
+  afterThisTest(() => server.close());
   return { core, socket, stop: () => server.close() };
 }

@@ -1,11 +1,22 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Device, RX_SLAB, TX_SLAB } from '../../../src/dataplane/device/device.js';
-import { AwgCodec } from '../../../src/dataplane/awg/codec.js';
 import { defaultAwgParams } from '../../../src/dataplane/awg/params.js';
 import { range } from '../../../src/dataplane/awg/range.js';
-import { warmUpHandshakes } from '../../../src/dataplane/warmup.js';
+
+// The warm-up runs once per process: the unit project shares its workers' modules between
+// files (isolate: false, vitest.config.ts), and another file's engine may have run it
+// already. A fresh instance of the module (and of the codec it calls, whose prototype is
+// spied on below) is this file's own process.
+let warmUpHandshakes: typeof import('../../../src/dataplane/warmup.js').warmUpHandshakes;
+let AwgCodec: typeof import('../../../src/dataplane/awg/codec.js').AwgCodec;
 
 describe('warmUpHandshakes', () => {
+  beforeAll(async () => {
+    vi.resetModules();
+    ({ warmUpHandshakes } = await import('../../../src/dataplane/warmup.js'));
+    ({ AwgCodec } = await import('../../../src/dataplane/awg/codec.js'));
+  });
+
   afterEach(() => {
     vi.restoreAllMocks();
   });

@@ -3,8 +3,21 @@
  * and trims the allocator when it settles, but never collects while a tunnel is busy.
  */
 import { spawnSync } from 'node:child_process';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { GC_OPTIONS_COLLECT, setBusy, settleNow, settleSoon } from '../../../src/native/settle.js';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// The busy set is per process: the unit project shares its workers' modules between files
+// (isolate: false, vitest.config.ts), and a device another file left busy would count here.
+// A fresh instance of the module is this file's own process.
+type Settle = typeof import('../../../src/native/settle.js');
+let GC_OPTIONS_COLLECT: Settle['GC_OPTIONS_COLLECT'];
+let setBusy: Settle['setBusy'];
+let settleNow: Settle['settleNow'];
+let settleSoon: Settle['settleSoon'];
+beforeAll(async () => {
+  vi.resetModules();
+  ({ GC_OPTIONS_COLLECT, setBusy, settleNow, settleSoon } =
+    await import('../../../src/native/settle.js'));
+});
 
 const g = globalThis as { gc?: unknown };
 const had = g.gc;

@@ -109,8 +109,11 @@ const results: Record<string, Sample[]> = {};
 console.log(`machine: ${machine()}`);
 for (const s of suites) {
   if ((only && s.name !== only) || skip.has(s.name)) continue;
+  const t0 = performance.now();
   results[s.name] = await s.run(smoke);
   printSamples(s.name, results[s.name]!);
+  // each suite's wall time: CI runs the smoke beside the host tests and must stay under 45 min
+  console.log(`(${s.name}: ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }
 mkdirSync('bench/out', { recursive: true });
 writeFileSync(

@@ -6,8 +6,6 @@ import { startApiServer } from '../../../src/daemon/server.js';
 import { afterThisTest } from '../../helpers/cleanup.js';
 import { FakeCore } from './server-fake-core.js';
 
-export { afterThisTest };
-
 /** a private temp directory, removed after the test */
 export function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'awg-cli-api-'));

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { daemonFor } from '../../../src/daemon/client.js';
 import { otherNetns, socketAnswers } from '../../../src/daemon/socket.js';
 import { AwgError } from '../../../src/errors.js';
-import { afterThisTest, daemon, tmp } from './client-rig.js';
+import { afterThisTest } from '../../helpers/cleanup.js';
+import { daemon, tmp } from './client-rig.js';
 
 describe('daemon selection', () => {
   it('--socket, then $AWG_SOCKET, then /run/awg/awg.sock; --direct never connects', async () => {

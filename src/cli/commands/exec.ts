@@ -54,6 +54,8 @@ export interface ExecDeps {
   platform?: Pick<Platform, 'perApp'>;
   euid?: number;
   env?: NodeJS.ProcessEnv;
+  /** how the command is started (a test raises a signal inside it) */
+  spawn?: typeof spawn;
 }
 
 const FORWARD: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGUSR2', 'SIGINT', 'SIGQUIT'];
@@ -151,7 +153,7 @@ export async function execCommand(
     printError(io, err);
     return err.exitCode;
   }
-  return runCommand(io, cmd, {});
+  return runCommand(io, cmd, {}, { ...(deps.spawn ? { spawn: deps.spawn } : {}) });
 }
 
 /** macOS: the daemon routes this process and its descendants while the command runs (see the file comment). */
@@ -184,6 +186,7 @@ async function execThroughDaemon(
   }
   try {
     return await runCommand(io, cmd, user ?? {}, {
+      ...(deps.spawn ? { spawn: deps.spawn } : {}),
       onSpawn: (c) => {
         child = c;
         if (ended) c.kill('SIGTERM');
@@ -200,20 +203,27 @@ async function execThroughDaemon(
  * Spawn the command with inherited stdio, forward signals, pass its exit status on. A command
  * stopped because of `stoppedBy()` exits awg with that error's status instead of its signal.
  */
-function runCommand(
+export function runCommand(
   io: Io,
   cmd: string[],
   spawnOpts: Pick<SpawnOptions, 'uid' | 'gid'>,
-  hooks: { onSpawn?(c: ChildProcess): void; stoppedBy?(): AwgError | undefined } = {},
+  hooks: {
+    spawn?: typeof spawn;
+    onSpawn?(c: ChildProcess): void;
+    stoppedBy?(): AwgError | undefined;
+  } = {},
 ): Promise<number> {
   return new Promise<number>((resolve) => {
-    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'inherit', ...spawnOpts });
-    hooks.onSpawn?.(child);
+    // The handlers go in before the spawn: the command may run (and a caller that waits for
+    // its first output may signal awg) before spawn() returns to JavaScript. A signal that
+    // comes in between is held by libuv and reaches a handler after the spawn, with `child`
+    // set; installed after it, the signal's default action would end awg and orphan the command.
+    let child: ChildProcess | undefined;
     const handlers = new Map<NodeJS.Signals, () => void>();
     for (const sig of FORWARD) {
       const h = () => {
         if ((sig === 'SIGINT' || sig === 'SIGQUIT') && process.stdin.isTTY) return;
-        child.kill(sig);
+        child?.kill(sig);
       };
       handlers.set(sig, h);
       process.on(sig, h);
@@ -222,6 +232,14 @@ function runCommand(
       for (const [sig, h] of handlers) process.off(sig, h);
       resolve(code);
     };
+    try {
+      child = (hooks.spawn ?? spawn)(cmd[0]!, cmd.slice(1), { stdio: 'inherit', ...spawnOpts });
+    } catch (e) {
+      io.err(`awg exec: ${cmd[0]}: ${(e as Error).message}\n`);
+      done(126);
+      return;
+    }
+    hooks.onSpawn?.(child);
     child.on('error', (e: NodeJS.ErrnoException) => {
       io.err(`awg exec: ${cmd[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}\n`);
       done(e.code === 'ENOENT' ? 127 : 126);

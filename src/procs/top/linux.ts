@@ -32,6 +32,7 @@ import { CgroupNames, linuxCgroupFs } from './linux-cgroups.js';
 import { ConntrackTable, linuxCtIo } from './linux-conntrack.js';
 import { FlowJoiner, socketTupleKey, type SocketOwner } from './linux-join.js';
 import { linuxFdFs, SocketOwners, type FdFs } from './linux-owners.js';
+import { ProcessTable } from './linux-processes.js';
 import type { ProcessInfo, Reading, TrafficSource } from './reading.js';
 
 export interface LinuxTrafficOptions {
@@ -89,8 +90,8 @@ class LinuxTrafficSource implements TrafficSource {
   private readonly procfs: ProcFs;
   private readonly proc: string;
   private readonly clock: () => number;
-  /** the processes of the last reading, as read then */
-  private seen = new Map<number, ProcessInfo>();
+  /** the processes named by flows, as read now or last read */
+  private readonly table = new ProcessTable((pid) => this.readProcess(pid));
   private acct: { at: number; off: boolean } | undefined;
 
   constructor(private readonly o: LinuxTrafficOptions) {
@@ -187,7 +188,7 @@ class LinuxTrafficSource implements TrafficSource {
     const processes = new Map<number, ProcessInfo>();
     for (const pid of pidOf.values()) {
       if (processes.has(pid)) continue;
-      const info = this.processInfo(pid);
+      const info = this.table.read(pid);
       if (info) processes.set(pid, info);
     }
     const owner = (s: InetSocket): SocketOwner => {
@@ -221,17 +222,13 @@ class LinuxTrafficSource implements TrafficSource {
 
     for (const f of flows) {
       if (f.pid === undefined || processes.has(f.pid)) continue;
-      const info = this.processInfo(f.pid);
+      const info = this.table.read(f.pid);
       if (info) processes.set(f.pid, info);
     }
     const named = new Set(flows.flatMap((f) => (f.pid !== undefined ? [f.pid] : [])));
-    for (const pid of processes.keys()) if (!named.has(pid)) processes.delete(pid);
     // a flow whose process exited (a closed connection, a UDP flow's entry) keeps its pid and
     // the process as last read
-    for (const pid of named)
-      if (!processes.has(pid)) processes.set(pid, this.seen.get(pid) ?? { pid, name: '?' });
-    this.seen = processes;
-    return { at, flows, processes, warnings };
+    return { at, flows, processes: this.table.finish(processes, named, at), warnings };
   }
 
   private readConntrack(
@@ -269,16 +266,6 @@ class LinuxTrafficSource implements TrafficSource {
     if (!this.acct || now - this.acct.at >= 10_000)
       this.acct = { at: now, off: this.readSysctl('net/netfilter/nf_conntrack_acct') === '0' };
     return this.acct.off;
-  }
-
-  /**
-   * The process as read now, with what an earlier reading of it knew and this one cannot: a
-   * process that exited and awaits its parent (a zombie) still has its name but no exe link.
-   */
-  private processInfo(pid: number): ProcessInfo | undefined {
-    const now = this.readProcess(pid);
-    const before = this.seen.get(pid);
-    return now && before && before.name === now.name ? { ...before, ...now } : now;
   }
 
   private readProcess(pid: number): ProcessInfo | undefined {

@@ -89,33 +89,44 @@ ${t.tunnels}rules:
     ] as const;
 
     // IPv6: TCP both ways (its ingress classification, u32 on the ports at IPv6's offset, is
-    // the one UDP's would use; upload is classified by the nft mark whatever the family)
+    // the one UDP's would use; upload is classified by the nft mark whatever the family).
+    // The tunnelled and the direct rule are measured at the same time, each against a server
+    // of its own: their limits are classes of their own, and the links (and the CPU) carry
+    // far more than both limits together (the unlimited rule below does 300 Mbit/s)
     for (const family of [4, 6] as const)
-      for (const p of paths)
-        for (const m of modes.filter((x) => family === 4 || !('udp' in x)))
-          it(`${p.name} IPv${family} ${m.name}: within ±5 % of ${m.limit / 1e6} Mbit/s`, async () => {
-            const runs = [];
-            for (let i = 0; i < RUNS; i++)
-              runs.push(
-                await iperf(t, {
-                  rule: p.rule,
-                  host: family === 4 ? p.v4 : p.v6,
-                  port: t.ports[0]!,
-                  reverse: m.reverse,
-                  linkHeader: p.linkHeader,
-                  ...('udp' in m ? { udpRate: m.udp } : {}),
-                }),
-              );
-            const f: Figure = {
-              case: `${p.name} IPv${family} ${m.name}`,
-              limit: m.limit,
-              goodput: median(runs.map((r) => r.goodput)),
-              wire: median(runs.map((r) => r.wire)),
-            };
-            figures.push(f);
-            expect(f.wire / m.limit, JSON.stringify({ ...f, runs })).toBeGreaterThanOrEqual(0.95);
-            expect(f.wire / m.limit, JSON.stringify({ ...f, runs })).toBeLessThanOrEqual(1.05);
-          }, 120_000);
+      for (const m of modes.filter((x) => family === 4 || !('udp' in x)))
+        describe(`IPv${family} ${m.name}`, () => {
+          for (const [i, p] of paths.entries())
+            it.concurrent(
+              `${p.name} IPv${family} ${m.name}: within ±5 % of ${m.limit / 1e6} Mbit/s`,
+              async ({ expect }) => {
+                const runs = [];
+                for (let r = 0; r < RUNS; r++)
+                  runs.push(
+                    await iperf(t, {
+                      rule: p.rule,
+                      host: family === 4 ? p.v4 : p.v6,
+                      port: t.ports[i]!,
+                      reverse: m.reverse,
+                      linkHeader: p.linkHeader,
+                      ...('udp' in m ? { udpRate: m.udp } : {}),
+                    }),
+                  );
+                const f: Figure = {
+                  case: `${p.name} IPv${family} ${m.name}`,
+                  limit: m.limit,
+                  goodput: median(runs.map((x) => x.goodput)),
+                  wire: median(runs.map((x) => x.wire)),
+                };
+                figures.push(f);
+                expect(f.wire / m.limit, JSON.stringify({ ...f, runs })).toBeGreaterThanOrEqual(
+                  0.95,
+                );
+                expect(f.wire / m.limit, JSON.stringify({ ...f, runs })).toBeLessThanOrEqual(1.05);
+              },
+              120_000,
+            );
+        });
 
     // The link, not the shared CPU, must be the bottleneck for "its share" to mean anything:
     // the user's own HTB of 300 Mbit/s at the root of the uplink (awg's clsact beside it

@@ -87,14 +87,6 @@ for node in $runtimes; do
     --reporter=default --reporter=json --outputFile=".test-results/vitest-unit-node$n.json"
 done
 [ -n "$idle_cg" ] || { wait_background; phase 'unit tests on Node 22 and 24'; }
-# The benchmark smoke's suites that push no traffic, take no real-time priority (a task in a
-# cgroup with the cpu controller may not: EPERM) and leave dist/ as it is: beside the netns tests
-# too. They time nothing they assert (bench/run.ts); the rest of the smoke runs beside the host
-# tests, below. A suite added to bench/run.ts runs there unless it is named here.
-bench_idle=plan,apply,diff,daemon-api,positions,aead,handshake,startup,crypto-pool,sse,lists,lists-fetch,set-delta,nft-notify,crash-points
-background 'bench smoke (beside the netns tests)' .test-results/bench-smoke-idle.log - \
-  npm run -s bench:smoke -- --only="$bench_idle" --part=idle
-[ -n "$idle_cg" ] || { wait_background; phase 'bench smoke: the suites that push no traffic'; }
 # the Debian package (for the host tests and the package smokes) from setup.sh's dist/ and its
 # bundle: the files npm pack takes, as the pack smoke's prepack builds them again later
 # (no test runs dist/bundle/; a failed build is the package smokes' failure, recorded there)
@@ -115,6 +107,15 @@ fi
 s=0; AWG_NETNS_SET=paired npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns-paired.json || s=$?
 record 'netns (two files at a time)' "$s" .test-results/vitest-netns-paired.json
 phase 'netns tests, two files at a time'
+# The benchmark smoke's suites that push no traffic, take no real-time priority (a task in a
+# cgroup with the cpu controller may not: EPERM) and leave dist/ as it is: beside the netns files
+# that run one at a time (the paired ones keep both cores busy: the idle cgroup gets next to
+# nothing then). They time nothing they assert (bench/run.ts); the rest of the smoke runs beside
+# the host tests, below. A suite added to bench/run.ts runs there unless it is named here.
+bench_idle=plan,apply,diff,daemon-api,positions,aead,handshake,startup,crypto-pool,sse,lists,lists-fetch,set-delta,nft-notify,crash-points
+background 'bench smoke (beside the netns tests)' .test-results/bench-smoke-idle.log - \
+  npm run -s bench:smoke -- --only="$bench_idle" --part=idle
+[ -n "$idle_cg" ] || { wait_background; phase 'bench smoke: the suites that push no traffic'; }
 s=0; AWG_NETNS_SET=alone npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns.json || s=$?
 record 'netns (one file at a time)' "$s" .test-results/vitest-netns.json
 phase 'netns tests, one file at a time'

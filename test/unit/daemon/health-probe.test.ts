@@ -67,7 +67,13 @@ describe('TunnelProber', () => {
   it('reports failed after `failures` consecutive failures, clear after one success', async () => {
     vi.useFakeTimers();
     let ok = true;
-    const run: ProbeRunner = () => (ok ? Promise.resolve() : Promise.reject(new Error('refused')));
+    // when the last probe ran, on the (fake) clock: the assertions below compare with it, not
+    // with the clock after advancing, which a busy worker's fake clock may have moved past it
+    let ranAt = 0;
+    const run: ProbeRunner = () => {
+      ranAt = Date.now();
+      return ok ? Promise.resolve() : Promise.reject(new Error('refused'));
+    };
     const reports: (string | undefined)[] = [];
     const p = new TunnelProber({
       run,
@@ -90,7 +96,7 @@ describe('TunnelProber', () => {
     expect(p.stateOf('t1')).toEqual({
       failures: 2,
       lastFailure: 'tcp 10.9.0.1:80: refused',
-      lastFailureAt: new Date(Date.now()).toISOString(),
+      lastFailureAt: new Date(ranAt).toISOString(),
     });
     ok = true;
     await vi.advanceTimersByTimeAsync(10_000);
@@ -103,17 +109,22 @@ describe('TunnelProber', () => {
 
   it('a probe that never answers fails at its timeout', async () => {
     vi.useFakeTimers();
-    const reports: (string | undefined)[] = [];
+    const reports: { why: string | undefined; at: number }[] = [];
+    let startedAt: number | undefined;
     const p = new TunnelProber({
-      run: () => new Promise<void>(() => {}),
+      run: () => {
+        startedAt ??= Date.now();
+        return new Promise<void>(() => {});
+      },
       dialer: () => () => Promise.reject(new Error('unused')),
-      report: (_t, f) => reports.push(f),
+      report: (_t, why) => reports.push({ why, at: Date.now() }),
     });
     p.sync(cfg({ probe: { tcp: '10.9.0.1:80' }, interval: '2s', timeout: '1s', failures: 1 }));
-    await vi.advanceTimersByTimeAsync(999);
-    expect(reports).toEqual([]);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(reports[0]).toMatch(/no answer within 1000 ms/);
+    await vi.advanceTimersByTimeAsync(1_500);
+    // reported at the timeout, on the clock the timers fire by (not before it, not later)
+    expect(reports).toHaveLength(1);
+    expect(reports[0]!.why).toMatch(/no answer within 1000 ms/);
+    expect(reports[0]!.at - startedAt!).toBe(1_000);
     p.close();
   });
 

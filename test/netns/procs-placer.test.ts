@@ -85,7 +85,11 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
     const sh = nsSpawn(ns.name, join(tmp, 'apps', 'awgt-sh'), ['-c', script]);
     procs.push(sh);
     const child = Number(await waitFor('child pid', () => /child=(\d+)/.exec(sh.output())?.[1]));
-    expect(readFileSync(`/proc/${child}/cmdline`, 'utf8')).toContain('/bin/sleep');
+    // the pid is known at fork; the child is /bin/sleep once it has exec'd (its cmdline is the
+    // shell's, or empty while the exec replaces it, until then)
+    await waitFor("the child's exec of /bin/sleep", () =>
+      readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('/bin/sleep'),
+    );
     expect(placer!.rules.match('/usr/bin/sleep')).toBeUndefined();
     expect(cgroupOf(child)).toBe(`/${ROOT}/a`);
     expect(placer!.stats.errors).toBe(0);

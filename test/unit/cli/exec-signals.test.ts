@@ -8,21 +8,16 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { runCommand } from '../../../src/cli/commands/exec.js';
-import type { Io } from '../../../src/cli/output.js';
+import { capturingCli } from '../../helpers/macos-host/daemon.js';
 
 const FORWARDED = ['SIGTERM', 'SIGHUP', 'SIGUSR2', 'SIGINT', 'SIGQUIT'] as const;
-
-function io(): Io & { text(): string } {
-  let s = '';
-  return { out: (x) => (s += x), err: (x) => (s += x), colour: false, text: () => s };
-}
 
 describe('awg exec signal forwarding', () => {
   it('is installed before the command is spawned, and removed when it has exited', async () => {
     const before = FORWARDED.map((s) => process.listenerCount(s));
     let atSpawn: number[] = [];
     const code = await runCommand(
-      io(),
+      capturingCli().io,
       ['sh', '-c', 'exit 3'],
       {},
       {
@@ -39,7 +34,7 @@ describe('awg exec signal forwarding', () => {
 
   it('a signal raised while the command starts reaches the command', async () => {
     const before = FORWARDED.map((s) => process.listenerCount(s));
-    const out = io();
+    const out = capturingCli().io;
     // the command traps SIGUSR2 and exits 7 on it; awg is signalled as soon as the command
     // has said it is ready, from inside the same spawn call's caller (before any await)
     const code = await runCommand(
@@ -60,10 +55,10 @@ describe('awg exec signal forwarding', () => {
 
   it('a command that cannot be started leaves no handler behind', async () => {
     const before = FORWARDED.map((s) => process.listenerCount(s));
-    const out = io();
-    const code = await runCommand(out, ['awgt-no-such-command'], {});
-    expect(code).toBe(127);
-    expect(out.text()).toMatch(/awgt-no-such-command: command not found/);
+    const cli = capturingCli();
+    const r = await cli.run(() => runCommand(cli.io, ['awgt-no-such-command'], {}));
+    expect(r.code).toBe(127);
+    expect(r.out).toMatch(/awgt-no-such-command: command not found/);
     expect(FORWARDED.map((s) => process.listenerCount(s))).toEqual(before);
   });
 });

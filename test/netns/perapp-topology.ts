@@ -247,52 +247,54 @@ export async function createPerAppTopology(
   };
   const ports = opts.ports ?? [8001, 8002, 8003, 8004, 8005, 8006, 8007, 8008];
   let server: NsProcess | undefined;
+  /** the peers' namespaces, once made (destroy takes them down first) */
+  const peerNs: { 1?: string; 2?: string } = {};
   const destroy = async () => {
     await stopAgents();
     for (const d of [...daemons]) await d.kill();
     await server?.kill(500);
-    for (const [i, ns] of [made[3], made[4]].entries()) {
-      if (ns)
-        await awgd(ns, i === 0 ? peerEnv.peer1 : peerEnv.peer2, [
-          'down',
-          '--state-dir',
-          (i === 0 ? peerEnv.peer1 : peerEnv.peer2).stateDir,
-        ]).catch(() => undefined);
-    }
-    for (const ns of made) await destroyNetns(ns);
+    // both peers at once, then every namespace at once (each waits on its own processes)
+    await Promise.all(
+      ([1, 2] as const).map((n) => {
+        const ns = peerNs[n];
+        const e = n === 1 ? peerEnv.peer1 : peerEnv.peer2;
+        return ns
+          ? awgd(ns, e, ['down', '--state-dir', e.stateDir]).catch(() => undefined)
+          : Promise.resolve(undefined);
+      }),
+    );
+    await Promise.all(made.map((ns) => destroyNetns(ns)));
     cleanupAwgEnv(peerEnv.peer1);
     cleanupAwgEnv(peerEnv.peer2);
     rmSync(apps.dir, { recursive: true, force: true });
   };
   try {
-    const client = await createNetns('pa-client');
-    made.push(client);
-    const router = await createNetns('pa-router');
-    made.push(router);
-    const srv = await createNetns('pa-server');
-    made.push(srv);
-    const peer1 = await createNetns('pa-peer1');
-    made.push(peer1);
-    const peer2 = await createNetns('pa-peer2');
-    made.push(peer2);
+    // the namespaces, links and routes at once (each step waits on its own `ip` commands); a
+    // namespace made before another failed is still destroyed
+    const names = ['pa-client', 'pa-router', 'pa-server', 'pa-peer1', 'pa-peer2'];
+    const results = await Promise.allSettled(names.map((n) => createNetns(n)));
+    for (const r of results) if (r.status === 'fulfilled') made.push(r.value);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const [client, router, srv, peer1, peer2] = made as [string, string, string, string, string];
+    peerNs[1] = peer1;
+    peerNs[2] = peer2;
 
-    const c = await vethPair(client, router, {
-      addrA: `${ADDR.client}/24`,
-      addrB: `${ADDR.routerClient}/24`,
-    });
-    await vethPair(peer1, router, { addrA: `${ADDR.peer1}/24`, addrB: `${ADDR.routerPeer1}/24` });
-    await vethPair(peer2, router, { addrA: `${ADDR.peer2}/24`, addrB: `${ADDR.routerPeer2}/24` });
-    await vethPair(srv, router, { addrA: `${ADDR.server}/24`, addrB: `${ADDR.routerServer}/24` });
-    await sysctlW(router, 'net.ipv4.ip_forward=1');
-    for (const p of [peer1, peer2]) await sysctlW(p, 'net.ipv4.ip_forward=1');
-    await run('ip', ['-n', client, 'route', 'add', 'default', 'via', ADDR.routerClient]);
-    await run('ip', ['-n', srv, 'route', 'add', 'default', 'via', ADDR.routerServer]);
-    await run('ip', ['-n', peer1, 'route', 'add', 'default', 'via', ADDR.routerPeer1]);
-    await run('ip', ['-n', peer2, 'route', 'add', 'default', 'via', ADDR.routerPeer2]);
-    await run('ip', ['-n', router, 'route', 'add', '10.200.81.0/24', 'via', ADDR.peer1]);
-    await run('ip', ['-n', router, 'route', 'add', '10.200.82.0/24', 'via', ADDR.peer2]);
-
-    server = await startServer(srv, ports);
+    const [c] = await Promise.all([
+      vethPair(client, router, { addrA: `${ADDR.client}/24`, addrB: `${ADDR.routerClient}/24` }),
+      vethPair(peer1, router, { addrA: `${ADDR.peer1}/24`, addrB: `${ADDR.routerPeer1}/24` }),
+      vethPair(peer2, router, { addrA: `${ADDR.peer2}/24`, addrB: `${ADDR.routerPeer2}/24` }),
+      vethPair(srv, router, { addrA: `${ADDR.server}/24`, addrB: `${ADDR.routerServer}/24` }),
+    ]);
+    await Promise.all([
+      ...[router, peer1, peer2].map((ns) => sysctlW(ns, 'net.ipv4.ip_forward=1')),
+      run('ip', ['-n', client, 'route', 'add', 'default', 'via', ADDR.routerClient]),
+      run('ip', ['-n', srv, 'route', 'add', 'default', 'via', ADDR.routerServer]),
+      run('ip', ['-n', peer1, 'route', 'add', 'default', 'via', ADDR.routerPeer1]),
+      run('ip', ['-n', peer2, 'route', 'add', 'default', 'via', ADDR.routerPeer2]),
+      run('ip', ['-n', router, 'route', 'add', '10.200.81.0/24', 'via', ADDR.peer1]),
+      run('ip', ['-n', router, 'route', 'add', '10.200.82.0/24', 'via', ADDR.peer2]),
+    ]);
 
     const startPeer = async (n: 1 | 2) => {
       const ns = n === 1 ? peer1 : peer2;
@@ -308,8 +310,15 @@ export async function createPerAppTopology(
       const r = await awgd(n === 1 ? peer1 : peer2, e, ['down', '--state-dir', e.stateDir]);
       if (r.code !== 0) throw new Error(`peer${n} down failed: ${showRun(r)}`);
     };
-    await startPeer(1);
-    await startPeer(2);
+    // the server and both peers at once (each peer's `awg apply` has a state, a UAPI directory
+    // and owner locks of its own, in its own namespace)
+    const started = await Promise.allSettled([
+      startServer(srv, ports).then((p) => (server = p)),
+      startPeer(1),
+      startPeer(2),
+    ]);
+    const notStarted = started.find((r) => r.status === 'rejected');
+    if (notStarted) throw (notStarted as PromiseRejectedResult).reason;
     return {
       client,
       router,

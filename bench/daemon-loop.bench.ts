@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { median, percentile, type Sample } from './lib.js';
 import { bundledLayout, ROOT, must, sh } from './apply.bench.js';
 import { LONG_RUNNING_NODE_FLAGS } from '../src/util/node-flags.js';
-import { wgKeyPair } from '../test/helpers/awg.js';
+import { ensureDist, wgKeyPair } from '../test/helpers/awg.js';
 
 const DEBOUNCE_MS = 250;
 /** how long after the iperf3 transfers the "idle again" RSS is sampled */
@@ -59,12 +59,9 @@ function rssKiB(pid: number): number {
 export async function daemonLoopBench(smoke: boolean): Promise<Sample[]> {
   if (process.getuid?.() !== 0)
     throw new Error('the Step 4 loop benchmark needs root (network namespaces)');
-  // a fresh dist/ from this checkout's sources (the checkout's build, and the bundle's input)
-  await must(process.execPath, [
-    join(ROOT, 'node_modules/typescript/bin/tsc'),
-    '-p',
-    'tsconfig.build.json',
-  ]);
+  // dist/ as fresh as this checkout's sources (the checkout's build, and the bundle's input):
+  // built only when older than src/, never rewritten in place under a run beside this one
+  await ensureDist();
   const dir = mkdtempSync(join(tmpdir(), 'awgt-bench-loop-pkg-'));
   try {
     // what users run (npm i -g, the .deb) is the bundle; a clone runs tsc's dist/: its module

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The package as users get it: `npm pack` (prepack builds dist/ afresh), install the tarball
+# The package as users get it: `npm pack` (prepack builds dist/ afresh, in a copy of the checkout), install the tarball
 # into a temporary global prefix, and use the installed copy from outside the repository:
 # `awg --version` is package.json's version and the CLI runs from the bundle (dist/bundle/, the
 # only code shipped), every shipped example validates, every bundle file loads with the
@@ -32,7 +32,19 @@ run() { # run a step quietly; show its output when it fails
 }
 
 version=$(node -p "require('./package.json').version")
-run npm pack --pack-destination "$tmp" --loglevel=error
+# npm pack in a copy of the checkout (its files as git lists them, the dependencies linked): the
+# prepack's build rewrites the copy's dist/, not the checkout's, which tests and benchmarks that
+# run beside this smoke (scripts/test.sh) are starting programs from
+src="$tmp/checkout"
+mkdir "$src"
+if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git -C "$repo" ls-files -z --cached --others --exclude-standard |
+    tar -C "$repo" --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$src" -xf -
+else
+  tar -C "$repo" --exclude=./node_modules --exclude=./dist --exclude=./.test-results --exclude=./bench/out -cf - . | tar -C "$src" -xf -
+fi
+ln -s "$repo/node_modules" "$src/node_modules"
+(cd "$src" && run npm pack --pack-destination "$tmp" --loglevel=error)
 tgz="$tmp/awg-$version.tgz"
 [ -f "$tgz" ] || fail "npm pack did not write $tgz"
 
@@ -44,7 +56,7 @@ for f in bin/awg.js bin/compile-cache.js dist/bundle/main.js dist/bundle/udpsend
 done
 unwanted=$({ grep -E '\.fake\.(js|ts)$|\.map$|^(src|test|bench|scripts)/' "$tmp/contents"; grep '^dist/' "$tmp/contents" | grep -v '^dist/bundle/'; } || true)
 [ -z "$unwanted" ] || fail "the tarball must not contain: $unwanted"
-meta="$repo/dist/bundle.meta.json" # written by prepack's bundle, beside the bundle
+meta="$src/dist/bundle.meta.json" # written by prepack's bundle, beside the bundle
 [ -f "$meta" ] || fail "no $meta (prepack runs scripts/bundle.mjs)"
 doubles=$(node -e 'const m = require(process.argv[1]); for (const o of Object.values(m.outputs)) for (const i of Object.keys(o.inputs)) if (/\.fake\.js$/.test(i)) console.log(i)' "$meta" | sort -u)
 [ -z "$doubles" ] || fail "the bundle must not contain test doubles: $doubles"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install what is needed, then run the whole test suite: type check, lint, format, unit tests,
 # root + network-namespace tests against the real kernel (those that time nothing two files at
-# a time), the host tests (once test/host exists)
-# and beside them a short benchmark smoke and the pack smoke, the daemon's 5-minute soak and beside
-# it the README's demo and the Debian package's smokes. The closing line (scripts/summarize-tests.mjs) counts
-# every one of them, and the exit status agrees with it.
+# a time), then at once: the daemon's 5-minute soak; the host tests (once test/host exists), the
+# Debian package's smokes and the README's demo; the rest of a short benchmark smoke and the pack
+# smoke. The closing line (scripts/summarize-tests.mjs) counts every one of them, and the exit
+# status agrees with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # each phase's wall time, printed at the end (CI must stay under 45 minutes on 2 cores)
@@ -126,50 +126,61 @@ record 'netns (one file at a time)' "$s" .test-results/vitest-netns.json
 phase 'netns tests, one file at a time'
 wait_background
 phase "${idle_cg:+what ran beside the netns tests: }the rest"
-# the rest of the bench smoke beside the booted hosts, outside the idle cgroup: its benchmarks
-# set real-time priorities (chrt), which a task in a cgroup with the cpu controller may not take
-# (EPERM); it times nothing it asserts, and the host tests wait on events. It runs from dist/;
-# then, in the same job, the pack smoke: the packed tarball installs and runs (npm pack → npm i
-# -g → awg). Its prepack rebuilds dist/ and the bundle, so it starts only once the smoke ended;
-# the host tests run the Debian package built earlier, not dist/.
+if [ "$run_awg_before" = 0 ] && [ -e /run/awg ]; then
+  echo "note: the tests left /run/awg (owner locks: $(ls /run/awg | tr '\n' ' ')); removed before the package smokes"
+  rm -rf /run/awg
+fi
+# After the netns tests, three things at once, at normal priority (outside the idle cgroup: the
+# bench smoke's suites and the soak's placer take real-time priorities, which a task in a cgroup
+# with the cpu controller may not: EPERM):
+# - the daemon's 5-minute soak under churn (bench/soak.bench.ts --ci; the hour-long one is a
+#   bench). Its churn spends what CPU the others leave (alone, it keeps both cores busy), and
+#   what it asserts holds beside them: an edit converged within 30 s (p99 ≈ 5 s with both cores
+#   busy), a matched program in its rule's cgroup 100 ms after it started (the placer runs
+#   SCHED_FIFO), no failed RPC, no leaked packet, nothing grown;
+# - the booted Debian hosts (vitest project 'host', once test/host exists), which wait on their
+#   containers most of the time (≈ 0.65 cores busy on average); then the Debian package's smokes
+#   (it installs, runs, removes and purges cleanly; its running daemon survives its upgrade with
+#   the kill switch closed) and the README's demo, its setup done and its owner locks in a run
+#   directory of its own (the package smokes refuse to run where /run/awg exists);
+# - the rest of the bench smoke (it times nothing it asserts), then the pack smoke: the packed
+#   tarball installs and runs (npm pack in a copy of the checkout → npm i -g → awg).
+# The pack smoke and the Debian package's smokes install into the system and compare its files
+# before and after: one at a time (flock on system_lock). Nothing here rebuilds dist/, which the
+# soak, the bench smoke and the demo run from; the host tests run the Debian package built beside
+# the netns tests.
+system_lock=.test-results/system.lock
+soak_ci() {
+  if npm run -s soak:ci > .test-results/soak.log 2>&1; then
+    awk '/^\[soak\] duration /{p=1} p' .test-results/soak.log  # its figures and verdict
+    record soak 0
+  else
+    record soak 1; echo "soak failed:"; tail -60 .test-results/soak.log
+  fi
+}
+soak_ci > .test-results/soak-verdict.log 2>&1 &
+soak_pid=$!
 bench_then_pack() {
   local s=0
   npm run -s bench:smoke -- --skip="soak,$bench_idle" --part=rest > .test-results/bench-smoke.log 2>&1 || s=$?
   [ "$s" = 0 ] || { echo "bench smoke failed:"; tail -60 .test-results/bench-smoke.log; }
   record 'bench smoke' "$s"
-  s=0; bash scripts/pack-smoke.sh || s=$?
+  s=0; flock -x "$system_lock" bash scripts/pack-smoke.sh || s=$?
   record 'pack smoke' "$s"
 }
 bench_then_pack > .test-results/bench-pack.log 2>&1 &
 bench_pid=$!
-# booted Debian hosts under systemd-nspawn (the vitest project 'host'), once test/host exists
 if [ -d test/host ]; then
   s=0; AWG_HOST_DEB=$(deb || true) npx vitest run --project host --reporter=default --reporter=json --outputFile=.test-results/vitest-host.json || s=$?
   record host "$s" .test-results/vitest-host.json
-  phase 'host tests'
+  phase 'host tests (the soak and the bench smoke beside them)'
 fi
-wait "$bench_pid" || true
-echo "== .test-results/bench-pack.log"; cat .test-results/bench-pack.log
-phase 'bench smoke and pack smoke (beside the host tests): the rest'
-if [ "$run_awg_before" = 0 ] && [ -e /run/awg ]; then
-  echo "note: the tests left /run/awg (owner locks: $(ls /run/awg | tr '\n' ' ')); removed before the package smokes"
-  rm -rf /run/awg
-fi
-# The daemon's 5-minute soak under churn (bench/soak.bench.ts --ci; the hour-long one is a bench)
-# times the daemon (edits converge within a bound, programs placed within 100 ms): it runs at
-# normal priority, and the checks that time nothing run beside it in the idle cgroup, one after
-# the other (sequential where there is none): the Debian package (built beside the netns tests)
-# installs, runs, removes and purges cleanly, and its running daemon survives its upgrade with the
-# kill switch closed; the README's demo
-# (its setup done: dist/ is not rebuilt under the soak). The package smokes come first: they
-# refuse to run where /run/awg exists, and the demo's awg runs keep their owner locks in a run
-# directory of their own.
-beside_soak() {
+package_smokes_and_demo() {
   local s deb run_dir
   if deb=$(deb); then
-    s=0; bash scripts/deb-smoke.sh "$deb" || s=$?
+    s=0; flock -x "$system_lock" bash scripts/deb-smoke.sh "$deb" || s=$?
     record 'deb smoke' "$s"
-    s=0; bash scripts/deb-upgrade-smoke.sh "$deb" || s=$?
+    s=0; flock -x "$system_lock" bash scripts/deb-upgrade-smoke.sh "$deb" || s=$?
     record 'deb upgrade smoke' "$s"
   else
     echo "build-deb failed (.test-results/build-deb.log): neither Debian package smoke ran"; record 'deb smoke' 1; record 'deb upgrade smoke' 1
@@ -179,17 +190,14 @@ beside_soak() {
   rm -rf "$run_dir"
   record demo "$s"
 }
-background - .test-results/beside-soak.log - beside_soak
-[ -n "$idle_cg" ] || { wait_background; phase 'Debian package smokes, demo'; }
-if npm run -s soak:ci > .test-results/soak.log 2>&1; then
-  awk '/^\[soak\] duration /{p=1} p' .test-results/soak.log  # its figures and verdict
-  record soak 0
-else
-  record soak 1; echo "soak failed:"; tail -60 .test-results/soak.log
-fi
-phase soak
-wait_background
-[ -z "$idle_cg" ] || phase 'Debian package smokes, demo (beside the soak): the rest'
+package_smokes_and_demo
+phase 'Debian package smokes, demo'
+wait "$bench_pid" || true
+echo "== .test-results/bench-pack.log"; cat .test-results/bench-pack.log
+phase 'bench smoke and pack smoke: the rest'
+wait "$soak_pid" || true
+echo "== .test-results/soak-verdict.log"; cat .test-results/soak-verdict.log
+phase 'soak: the rest'
 echo "== wall time per phase (total $SECONDS s):"; printf '   %s\n' "${phases[@]}"
 # the closing line, and the exit status that agrees with it
 s=0; node scripts/summarize-tests.mjs --checks "$checks" || s=$?

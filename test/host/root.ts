@@ -131,9 +131,10 @@ export async function ensureRoot(): Promise<string> {
       ...mirrorLines(),
     ],
     // a bound on a hang, not a timing: CI builds the root in the idle CPU cgroup beside the netns
-    // tests (scripts/test.sh), where it gets only the CPU nobody else wants; with both cores busy
-    // there it ran past 600 s (≈ 70 s of CPU, 25–45 s quiet)
-    { timeoutMs: 1_800_000 },
+    // tests (scripts/test.sh), where it gets only the CPU nobody else wants until the unit runs
+    // end (~27 minutes in, on 2 cores); with both cores busy there it ran past 600 s (≈ 70 s of
+    // CPU, 25–45 s quiet)
+    { timeoutMs: 3_600_000 },
   );
   mkdirSync(dir);
   await run('tar', ['-xf', tar, '-C', dir], { timeoutMs: 900_000 });

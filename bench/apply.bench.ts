@@ -9,15 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  copyFileSync,
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -268,18 +260,12 @@ async function child(count: number, runs: number): Promise<Sample[]> {
 
 /**
  * A package layout in `dir`/pkg whose bin runs the bundle (no dist/cli/ beside it), as `npm i -g`
- * and the .deb install it: scripts/bundle.mjs over this checkout's dist/ (build it first), this
- * checkout's node_modules. Returns the path of its bin/awg.js.
+ * and the .deb install it: scripts/bundle-layout.mjs over this checkout's dist/ (build it first).
+ * Returns the path of its bin/awg.js.
  */
 export async function bundledLayout(dir: string): Promise<string> {
-  const pkg = join(dir, 'pkg');
-  mkdirSync(pkg, { recursive: true });
-  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
-  cpSync(join(ROOT, 'bin'), join(pkg, 'bin'), { recursive: true }); // a copy: a symlink's target would see dist/cli/
-  for (const d of ['node_modules', 'proto', 'schema', 'examples'])
-    symlinkSync(join(ROOT, d), join(pkg, d));
-  await must(process.execPath, [join(ROOT, 'scripts/bundle.mjs'), join(pkg, 'dist', 'bundle')]);
-  return join(pkg, 'bin/awg.js');
+  const r = await must(process.execPath, [join(ROOT, 'scripts/bundle-layout.mjs'), dir]);
+  return r.stdout.trim();
 }
 
 /**

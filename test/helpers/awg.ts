@@ -183,16 +183,21 @@ export interface AwgRunOptions {
 
 const STATEFUL = new Set(['diff', 'apply', 'down', 'status']);
 
-/** the built CLI (dist/, through bin/awg.js) */
-export const AWG_BIN = join(REPO_ROOT, 'bin/awg.js');
+/**
+ * The built CLI: this checkout's bin/awg.js (tsc's dist/), or $AWGT_AWG_BIN — another layout's
+ * bin/awg.js. CI's netns runs set it to the bundle as a package installs it
+ * (scripts/bundle-layout.mjs: what `npm i -g` and the .deb run): its commands start with ≈ 18 %
+ * less CPU than dist/'s, and CI's netns phases keep both cores busy.
+ */
+export const AWG_BIN = process.env.AWGT_AWG_BIN || join(REPO_ROOT, 'bin/awg.js');
 
 /**
- * How the CLI under test starts: `bin` when given; the built CLI once ensureDist() has made
- * dist/ current in this process (0.3–0.5 s less per command than tsx, hundreds of commands
- * per run); else the sources through tsx.
+ * How the CLI under test starts: `bin` when given; the built CLI ($AWGT_AWG_BIN, or dist/ once
+ * ensureDist() has made it current in this process: 0.3–0.5 s less per command than tsx,
+ * hundreds of commands per run); else the sources through tsx.
  */
 function cliOf(bin: string | undefined): string[] {
-  const b = bin ?? (built ? AWG_BIN : undefined);
+  const b = bin ?? (built || process.env.AWGT_AWG_BIN ? AWG_BIN : undefined);
   return b ? [b] : ['--import', `file://${TSX_LOADER}`, CLI_ENTRY];
 }
 

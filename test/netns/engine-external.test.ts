@@ -20,14 +20,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import {
   awg,
+  AWG_BIN,
+  type AwgEnv,
   cleanupAwgEnv,
   ensureDist,
   makeAwgEnv,
-  REPO_ROOT,
   show,
   wgKeyPair,
   writeConfig,
-  type AwgEnv,
 } from '../helpers/awg.js';
 import {
   createNetns,
@@ -74,11 +74,9 @@ describe.skipIf(skip)('an external engine beside the embedded one', () => {
     e = makeAwgEnv();
     // the external program: our engine in wireguard-go's role (`PROGRAM -f IFACE`)
     wrapper = join(e.dir, 'awg-external-engine');
-    writeFileSync(
-      wrapper,
-      `#!/bin/sh\nexec ${process.execPath} ${join(REPO_ROOT, 'bin/awg.js')} engine "$@"\n`,
-      { mode: 0o755 },
-    );
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${AWG_BIN} engine "$@"\n`, {
+      mode: 0o755,
+    });
     const tag = randomBytes(2).toString('hex');
     for (const [side, port, net, mine, theirs] of [
       ['a', 51901, EXT, keys.a, keys.ext],
@@ -192,13 +190,7 @@ killSwitch: on
       `[#] [spawn] ${wrapper} -f awg-ext (UAPI ${e.env.AWG_UAPI_DIR}/awg-ext.sock)`,
     );
     const rec = record();
-    expect(cmdline(rec.pid)).toEqual([
-      process.execPath,
-      join(REPO_ROOT, 'bin/awg.js'),
-      'engine',
-      '-f',
-      'awg-ext',
-    ]);
+    expect(cmdline(rec.pid)).toEqual([process.execPath, AWG_BIN, 'engine', '-f', 'awg-ext']);
     expect(await mtu('awg-ext')).toBe(1380);
     expect(await pingEventually(ns, `${EXT}.2`, 15_000)).toBe(true);
     expect(await pingOk(ns, `${EMB}.2`)).toBe(true);

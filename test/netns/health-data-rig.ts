@@ -16,7 +16,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { uapiSet } from '../../src/resources/engine/uapi-client.js';
-import { cleanupAwgEnv, makeAwgEnv, REPO_ROOT, type AwgEnv } from '../helpers/awg.js';
+import { AWG_BIN, type AwgEnv, cleanupAwgEnv, makeAwgEnv } from '../helpers/awg.js';
 import { nsExec, nsSpawn, sweepStaleNetns, type NsProcess } from '../helpers/netns.js';
 import { cgroupOf } from '../helpers/procs.js';
 import { AWG_GO_RUN_DIR, WG_RUN_DIR, startAmneziawgGo, startWireguardGo } from './interop-wg.js';
@@ -171,7 +171,7 @@ default: direct
     events = nsSpawn(
       t.client,
       process.execPath,
-      [join(REPO_ROOT, 'bin/awg.js'), 'events', '--json', '--socket', d.socket],
+      [AWG_BIN, 'events', '--json', '--socket', d.socket],
       { env: ce.env },
     );
     // both apps send all the time: every 200 ms a UDP probe each (a probe that gets no answer

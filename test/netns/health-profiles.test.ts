@@ -21,15 +21,15 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  awg,
+  AWG_BIN,
+  type AwgEnv,
   cleanupAwgEnv,
   ensureDist,
   makeAwgEnv,
-  REPO_ROOT,
-  awg,
   show,
   wgKeyPair,
   writeConfig,
-  type AwgEnv,
 } from '../helpers/awg.js';
 import {
   createNetns,
@@ -46,7 +46,6 @@ import { eventually } from './perapp-topology.js';
 import { peerEngine } from './health-data-rig.js';
 
 const skip = requireNetnsPrereqs(['nft', 'ping']);
-const AWG_BIN = join(REPO_ROOT, 'bin/awg.js');
 
 /** the server-side parameters both sides share (s4 0: no transport size is a junk size) */
 const SERVER = { s1: 15, s2: 18, h1: 471800590, h2: 1246894907, h3: 923637689, h4: 1769581055 };

@@ -4,13 +4,12 @@
  * bind-mounted (the host's file is never touched); the daemon (`awg up --json`) and its
  * events; and waits on output and conditions.
  */
-import { join } from 'node:path';
-import { REPO_ROOT, type AwgEnv } from '../helpers/awg.js';
+import { AWG_BIN, type AwgEnv } from '../helpers/awg.js';
 import { netnsPath, nsSpawn, type NsProcess } from '../helpers/netns.js';
 import { runProcess } from '../../src/util/exec.js';
 import { converged, upEvents, type Up } from './daemon-support.js';
 
-const BIN = join(REPO_ROOT, 'bin/awg.js');
+const BIN = AWG_BIN;
 
 export interface CliOpts {
   /** run inside `unshare -m` with this file bind-mounted over /etc/resolv.conf */

@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, cleanupAwgEnv, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
+import { AWG_BIN, type AwgEnv, cleanupAwgEnv, makeAwgEnv } from '../helpers/awg.js';
 import {
   inMountNs,
   netnsPath,
@@ -317,7 +317,7 @@ default: direct
       trap: dnsQueries(trap!.output()).length,
     };
     const [cmd, args] = inMountNs(
-      [process.execPath, join(REPO_ROOT, 'bin/awg.js'), 'lists', 'update', '--direct'],
+      [process.execPath, AWG_BIN, 'lists', 'update', '--direct'],
       resolvConf,
     );
     const r = await run(

@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   awg,
+  AWG_BIN,
   awgArgv,
+  type AwgEnv,
   cleanupAwgEnv,
   ensureDist,
   makeAwgEnv,
@@ -22,7 +24,6 @@ import {
   TEST_RUN_DIR,
   wgKeyPair,
   writeConfig,
-  type AwgEnv,
 } from '../helpers/awg.js';
 import {
   createNetns,
@@ -36,7 +37,7 @@ import {
 import { converged, eventually, upEvents } from './daemon-support.js';
 
 /** the built CLI (dist/): starts faster than the sources through tsx */
-const BIN = join(REPO_ROOT, 'bin/awg.js');
+const BIN = AWG_BIN;
 const run = (ns: string, e: AwgEnv, args: string[]) => awg(ns, e, args, { bin: BIN });
 
 const skip = requireNetnsPrereqs(['nft']);

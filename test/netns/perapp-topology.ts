@@ -27,13 +27,14 @@ import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  REPO_ROOT,
+  AWG_BIN,
+  type AwgEnv,
+  type AwgRun,
   cleanupAwgEnv,
   ensureDist,
   makeAwgEnv,
+  REPO_ROOT,
   wgKeyPair,
-  type AwgEnv,
-  type AwgRun,
 } from '../helpers/awg.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
 import {
@@ -70,9 +71,6 @@ export function pathOf(seen: string | undefined): Path {
 
 // ---------------------------------------------------------------------------------------
 // the awg CLI from dist/
-
-/** AWGT_AWG_BIN: another build's bin/awg.js (a private mutated copy, to check that tests fail) */
-const AWG_BIN = process.env.AWGT_AWG_BIN ?? join(REPO_ROOT, 'bin/awg.js');
 
 export function awgDistArgv(ns: string, args: string[]): string[] {
   return ['nsenter', `--net=${netnsPath(ns)}`, '--', process.execPath, AWG_BIN, ...args];

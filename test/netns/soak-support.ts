@@ -29,7 +29,7 @@ import { DaemonClient } from '../../src/daemon/client.js';
 import type { StatusResponse } from '../../src/daemon/core.js';
 import { close as closeFd } from '../../src/native/libc.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
-import { REPO_ROOT, cleanupAwgEnv, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
+import { AWG_BIN, type AwgEnv, cleanupAwgEnv, makeAwgEnv } from '../helpers/awg.js';
 import { nsExec, nsSpawn, type NsProcess } from '../helpers/netns.js';
 import {
   ROUTER_UL,
@@ -67,8 +67,6 @@ import {
   type StreamStats,
   type Streams,
 } from './soak-load.js';
-
-const AWG_BIN = join(REPO_ROOT, 'bin/awg.js');
 
 export interface SoakOptions {
   durationMs: number;

@@ -23,7 +23,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cgroupDir, cleanupAwgEnv, makeAwgEnv, REPO_ROOT, type AwgEnv } from '../helpers/awg.js';
+import { AWG_BIN, type AwgEnv, cgroupDir, cleanupAwgEnv, makeAwgEnv } from '../helpers/awg.js';
 import {
   netnsPath,
   nsSpawn,
@@ -265,7 +265,7 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
       t.client,
       process.execPath,
       [
-        join(REPO_ROOT, 'bin/awg.js'),
+        AWG_BIN,
         'daemon',
         '--config',
         cfg,
@@ -291,7 +291,7 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
     const events = nsSpawn(
       t.client,
       process.execPath,
-      [join(REPO_ROOT, 'bin/awg.js'), 'events', '--json', '--socket', socket()],
+      [AWG_BIN, 'events', '--json', '--socket', socket()],
       { env: ce.env },
     );
     try {

@@ -105,9 +105,16 @@ deb() { local d; d=$(cat .test-results/deb.path 2>/dev/null) && [ -f "$d" ] && r
 if [ -d test/host ]; then
   background 'host root (mmdebstrap)' .test-results/host-root.log - npx tsx test/host/make-root.ts
 fi
+# The netns tests run the CLI, its engines and its daemon as a package installs them: the bundle
+# of setup.sh's dist/ in a package layout (scripts/bundle-layout.mjs; what `npm i -g` and the
+# .deb run). Its commands start with ≈ 18 % less CPU than dist/'s (two CLI-heavy files: 126 →
+# 104 s of CPU), and the netns phases keep both cores busy. test/helpers/awg.ts reads
+# AWGT_AWG_BIN; without it (a developer's run) the tests run dist/.
+bundle_bin=$(node scripts/bundle-layout.mjs .test-results/bundle-layout) || {
+  echo "scripts/bundle-layout.mjs failed: the netns tests run dist/"; bundle_bin=""; record 'bundle layout' 1; }
 # the netns files that wait on events and time nothing two at a time (vitest.config.ts,
 # NETNS_PAIRED), then the rest one at a time: what measures rates or our timing runs alone
-s=0; AWG_NETNS_SET=paired npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns-paired.json || s=$?
+s=0; AWGT_AWG_BIN=$bundle_bin AWG_NETNS_SET=paired npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns-paired.json || s=$?
 record 'netns (two files at a time)' "$s" .test-results/vitest-netns-paired.json
 phase 'netns tests, two files at a time'
 # The benchmark smoke's suites that push no traffic, take no real-time priority (a task in a
@@ -121,7 +128,7 @@ bench_idle=plan,apply,diff,daemon-api,positions,aead,handshake,startup,crypto-po
 background 'bench smoke (beside the netns tests)' .test-results/bench-smoke-idle.log - \
   flock -x "$units_lock" npm run -s bench:smoke -- --only="$bench_idle" --part=idle
 [ -n "$idle_cg" ] || { wait_background; phase 'bench smoke: the suites that push no traffic'; }
-s=0; AWG_NETNS_SET=alone npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns.json || s=$?
+s=0; AWGT_AWG_BIN=$bundle_bin AWG_NETNS_SET=alone npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns.json || s=$?
 record 'netns (one file at a time)' "$s" .test-results/vitest-netns.json
 phase 'netns tests, one file at a time'
 wait_background

@@ -189,6 +189,7 @@ export class CryptoPool implements QueuePool {
   private control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
   private readonly threads: Thread[] = [];
   private state: 'off' | 'starting' | 'on' | 'broken' = 'off';
+  private failed: string | undefined;
   private readonly regions = new Map<number, Region>();
   private readonly regionIds = new WeakMap<ArrayBufferLike, number>();
   private readonly forget = new FinalizationRegistry<number>((id) => this.forgetRegion(id));
@@ -234,6 +235,11 @@ export class CryptoPool implements QueuePool {
     this.post({ kind: 'queue', id: q.id, sab: q.sab! });
   }
 
+  /** Why the threads stopped for good (a thread's error or exit), once they have. */
+  get failure(): string | undefined {
+    return this.failed;
+  }
+
   /** Threads waiting for runs (0 until started under load, or when the pool has none). */
   get running(): number {
     return this.state === 'on' ? Atomics.load(this.control, C_READY) : 0;
@@ -247,8 +253,8 @@ export class CryptoPool implements QueuePool {
     for (let i = 0; i < this.size; i++) {
       try {
         this.spawn();
-      } catch {
-        this.broken();
+      } catch (e) {
+        this.broken(`a thread could not start: ${(e as Error).message}`);
         return;
       }
     }
@@ -272,10 +278,13 @@ export class CryptoPool implements QueuePool {
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 },
     };
     const w = import.meta.url.endsWith('.ts')
-      ? // the sources (tests): through tsx, which a worker's entry does not get from --import
+      ? // the sources (tests): through tsx, which a worker's entry does not get from --import.
+        // Without the heap limits: the thread compiles its sources itself, and a first start in
+        // a starved CI worker (Node 24) once never counted itself in (cause not confirmed: a
+        // thread over its 16 MiB old generation fails like that). The bundle's thread keeps them.
         new Worker(
           `import('tsx/esm/api').then((t) => t.tsImport(${JSON.stringify(new URL('./pool-worker.ts', import.meta.url).href)}, ${JSON.stringify(import.meta.url)}))`,
-          { ...opts, eval: true },
+          { ...opts, resourceLimits: undefined, eval: true },
         )
       : new Worker(new URL('./pool-worker.js', import.meta.url), opts);
     w.unref();
@@ -290,12 +299,12 @@ export class CryptoPool implements QueuePool {
     }
     for (const r of this.regions.values()) port1.postMessage(r.msg);
     const control = this.control;
-    w.once('error', () => {
-      if (control === this.control) this.broken();
+    w.once('error', (e) => {
+      if (control === this.control) this.broken(`a thread failed: ${e.message}`);
     });
-    w.once('exit', () => {
+    w.once('exit', (code) => {
       if (control === this.control && (this.state === 'starting' || this.state === 'on'))
-        this.broken();
+        this.broken(`a thread exited (${code})`);
     });
   }
 
@@ -341,13 +350,11 @@ export class CryptoPool implements QueuePool {
     if (ts.length) mallocTrim();
   }
 
-  private broken(): void {
+  private broken(reason: string): void {
     if (this.state === 'broken') return;
     this.state = 'broken';
-    poolLog(
-      'warn',
-      'crypto pool: a thread failed or stopped answering; sealing and opening on the engine thread from now on',
-    );
+    this.failed = reason;
+    poolLog('warn', `crypto pool: ${reason}; sealing and opening on the engine thread from now on`);
     void this.halt();
   }
 
@@ -432,7 +439,7 @@ export class CryptoPool implements QueuePool {
       if (Atomics.wait(ints, H_REMAINING, left, 50) === 'timed-out' && Date.now() > deadline) {
         // a thread took jobs and never finished them: the pool is off from now on (a late
         // write could land in a slab the engine reuses); those packets are dropped
-        this.broken();
+        this.broken(`a thread took jobs and did not finish them within ${RUN_TIMEOUT_MS} ms`);
         for (let j = 0; j < count; j++) if (q.result(j) === RESULT_RETRY) q.setResult(j, -1);
         return;
       }

@@ -17,13 +17,18 @@ afterAll(async () => {
 });
 
 /**
- * Until the pool's threads have counted themselves in. No deadline of its own: a thread starts
- * through tsx here (its sources compiled in the thread), which on a loaded machine took longer
- * than the 10 s this waited before (CI, Node 24, unit beside the netns tests); the test's own
- * timeout bounds it.
+ * Until the pool's threads have counted themselves in; at once, with its reason, when a thread
+ * failed (the pool then never starts them: a wait would only end at the test's timeout, as it
+ * did in CI on Node 24). No deadline of its own: a thread starts through tsx here (its sources
+ * compiled in the thread), which on a loaded machine took longer than the 10 s this waited
+ * before (CI, Node 24, unit beside the netns tests); the test's own timeout bounds it.
  */
-const threadsUp = (pool: CryptoPool, n: number) =>
-  vi.waitFor(() => expect(pool.running).toBe(n), { timeout: 600_000, interval: 20 });
+const threadsUp = async (pool: CryptoPool, n: number) => {
+  while (pool.running !== n) {
+    if (pool.failure) throw new Error(`the pool's threads did not start: ${pool.failure}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
 
 /**
  * The tests that start threads: a bound on a hang, not a timing. CI's unit runs (120 s a test)
@@ -268,5 +273,25 @@ describe('two devices with the crypto pool', THREADS, () => {
     expect(a.tun.written.map(hexOf)).toEqual(back.map(hexOf));
     expect(pool.stats.parallelRuns - before).toBeGreaterThanOrEqual(10);
     expect(pool.stats.threadJobs).toBe(pool.stats.parallelJobs);
+  });
+});
+
+describe('a thread that ends', THREADS, () => {
+  it('the pool stops its threads for good and says why; runs go on, on the caller', async () => {
+    const pool = await runningPool(1);
+    expect(pool.failure).toBeUndefined();
+    const { threads } = pool as unknown as {
+      threads: { worker: { terminate(): Promise<number> } }[];
+    };
+    await threads[0]!.worker.terminate();
+    while (pool.failure === undefined) await new Promise((r) => setTimeout(r, 20));
+    expect(pool.failure).toMatch(/^a thread exited \(\d+\)$/);
+    expect(pool.running).toBe(0);
+    const q = pool.queue();
+    const dst = Buffer.allocUnsafeSlow(4096);
+    for (let i = 0; i < 4; i++)
+      q.seal(Buffer.alloc(32, 1), i, Buffer.alloc(100, i), 0, dst, i * 200);
+    q.run();
+    for (let i = 0; i < 4; i++) expect(q.result(i)).toBe(116);
   });
 });

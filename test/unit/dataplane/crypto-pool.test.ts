@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   CryptoPool,
   KEEP_RATIO,
@@ -9,6 +9,7 @@ import {
 } from '../../../src/dataplane/crypto/pool.js';
 import { openWithNonce, seal, writeNonce } from '../../../src/dataplane/crypto/aead.js';
 import { makeBatchedPair, ipv4 } from './harness.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const pools: CryptoPool[] = [];
@@ -217,9 +218,8 @@ describe('auto: the threads stay only where they make runs faster', THREADS, () 
     const pool = await probed(1.02);
     expect(pool.stats).toMatchObject({ probes: 1, declined: 1, parallelRuns: PROBE_RUNS / 2 });
     expect(pool.stats.lastProbeRatio).toBeCloseTo(1.02, 5);
-    // until the threads have left (they end asynchronously); no deadline of its own either: the
-    // 1 s of vi.waitFor's default could pass first on a loaded machine
-    await vi.waitFor(() => expect(pool.running).toBe(0), { timeout: 600_000, interval: 20 });
+    // until the threads have left (they end asynchronously); no deadline of its own either
+    await eventually(() => expect(pool.running).toBe(0));
     // load goes on: no restart while the decline holds
     const q = pool.queue();
     const dst = Buffer.allocUnsafeSlow(128 * 1024);
@@ -284,7 +284,7 @@ describe('a thread that ends', THREADS, () => {
       threads: { worker: { terminate(): Promise<number> } }[];
     };
     await threads[0]!.worker.terminate();
-    while (pool.failure === undefined) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => expect(pool.failure).toBeDefined());
     expect(pool.failure).toMatch(/^a thread exited \(\d+\)$/);
     expect(pool.running).toBe(0);
     const q = pool.queue();

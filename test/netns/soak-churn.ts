@@ -195,14 +195,17 @@ export async function churn(
 
 async function takeSample(w: World, t0: number): Promise<Sample> {
   const pid = w.daemon!.pid;
-  const d = procReading(pid) ?? { rssKb: 0, fds: 0, cpuTicks: 0 };
+  const d = procReading(pid) ?? { rssKb: 0, anonKb: 0, fds: 0, cpuTicks: 0 };
   const kids = childrenOf(pid);
   const placerKid = kids.find((k) => / placer\b/.test(k.cmd));
   const p = placerKid ? procReading(placerKid.pid) : undefined;
   const s: Sample = {
     t: Date.now() - t0,
     ...d,
-    placer: placerKid && p ? { pid: placerKid.pid, rssKb: p.rssKb, fds: p.fds } : undefined,
+    placer:
+      placerKid && p
+        ? { pid: placerKid.pid, rssKb: p.rssKb, anonKb: p.anonKb, fds: p.fds }
+        : undefined,
     otherChildren: kids.length - (placerKid ? 1 : 0),
     load1: loadavg()[0]!,
   };

@@ -143,17 +143,26 @@ export class Observer {
 // ---------------------------------------------------------------------------------------
 // readings
 
-/** /proc/PID: RSS (kB), open fds, utime + stime; undefined when the process is gone */
+/**
+ * /proc/PID: RSS (kB), anonymous memory (kB: RssAnon + VmSwap, the heap and malloc's, resident
+ * or swapped), open fds, utime + stime; undefined when the process is gone.
+ * RSS also counts the clean pages of mapped files (the node executable's code), which a
+ * settling process gives back (src/native/settle.ts) and which fault back in as it runs: it
+ * moves by ~20 MB with the moment of the sample. A leak grows the anonymous part.
+ */
 export function procReading(
   pid: number,
-): { rssKb: number; fds: number; cpuTicks: number } | undefined {
+): { rssKb: number; anonKb: number; fds: number; cpuTicks: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    const kb = (field: string) =>
+      Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+    const rssKb = kb('VmRSS');
+    const anonKb = kb('RssAnon') + kb('VmSwap');
     const fds = readdirSync(`/proc/${pid}/fd`).length;
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { rssKb, fds, cpuTicks: Number(f[11]) + Number(f[12]) };
+    return { rssKb, anonKb, fds, cpuTicks: Number(f[11]) + Number(f[12]) };
   } catch {
     return undefined;
   }

@@ -127,10 +127,12 @@ export interface Sample {
   /** ms since the churn started */
   t: number;
   rssKb: number;
+  /** RssAnon + VmSwap (soak-observe.ts procReading): what growth is judged on */
+  anonKb: number;
   fds: number;
   /** utime + stime of the daemon, clock ticks */
   cpuTicks: number;
-  placer?: { pid: number; rssKb: number; fds: number } | undefined;
+  placer?: { pid: number; rssKb: number; anonKb: number; fds: number } | undefined;
   /** other children of the daemon at that moment (nft, ip: short-lived) */
   otherChildren: number;
   /** the status's placement counters */

@@ -260,7 +260,7 @@ describe.skipIf(skip)(
       }
       const ul = parsePcap(await ulCap.stop(), topo.clientMac);
       const tun = parsePcap(await tunCap.stop(), topo.clientMac);
-      const show = (pk: Pkt[]) => pk.map((p) => p.text).join('\n');
+      const show = (pk: Pkt[]) => pk.map((p) => `${(p.time ?? 0).toFixed(3)} ${p.text}`).join('\n');
       if (failure)
         throw new Error(
           `${(failure as Error).message}\n--- tun\n${show(tun)}\n--- underlay\n${show(ul)}\n--- procs\n${procs.map((p) => p.output()).join('\n---\n')}\n${await diag(topo)}`,
@@ -365,6 +365,81 @@ describe.skipIf(skip)(
         tcpOf(tun, CLOSED).filter((p) => p.out && p.sport === CLOSED && p.tcpFlags! & RST).length,
         'the RST in the tunnel',
       ).toBeGreaterThan(0);
+    }, 200_000);
+
+    it("a socket bound to the TUN with no rule's mark (a health probe's kind): the kernel's RST to a SYN-ACK that arrives after the socket closed goes through the tunnel", async () => {
+      const topo = t!;
+      await up();
+      const srv = server(300);
+      await waitOutput(srv, 'listening', 'server');
+      // the router holds the server's SYN-ACKs back until the client gave up on its connect (at
+      // the server itself a dropped first SYN-ACK would free the request); the server's next
+      // retransmission (1 s, 3 s, 7 s… after its SYN) then meets no socket on the client. Its RST
+      // reaching the server (through the tunnel, or by the underlay and the router) is the event
+      // the test waits for.
+      const nft = (ns: string, cmd: string) => nsExec(ns, 'nft', cmd.split(' '));
+      const count = async (ns: string, chain: string) =>
+        Number(
+          /counter packets (\d+)/.exec(
+            (await nsExec(ns, 'nft', ['list', 'chain', 'inet', 'krhold', chain])).stdout,
+          )?.[1] ?? 0,
+        );
+      await nft(topo.router, 'add table inet krhold');
+      await nft(
+        topo.router,
+        'add chain inet krhold hold { type filter hook forward priority 0 ; }',
+      );
+      await nft(
+        topo.router,
+        `add rule inet krhold hold tcp sport ${ECHO} tcp flags & (syn | ack) == syn | ack counter drop`,
+      );
+      await nft(topo.server, 'add table inet krhold');
+      await nft(topo.server, 'add chain inet krhold in { type filter hook input priority 0 ; }');
+      await nft(
+        topo.server,
+        `add rule inet krhold in tcp dport ${ECHO} tcp flags & rst == rst counter`,
+      );
+      try {
+        const { tun } = await captured([ECHO], async () => {
+          // curl binds its socket to the device (SO_BINDTODEVICE), as the daemon's probe does;
+          // it runs outside every rule's cgroup, so nothing marks its packets
+          const c = await nsExec(
+            topo.client,
+            'curl',
+            [
+              '-s',
+              '--interface',
+              TUN,
+              '--connect-timeout',
+              '1',
+              `http://${SERVER_TUN_TARGET}:${ECHO}/`,
+            ],
+            { allowFail: true },
+          );
+          expect(c.code, `curl gave up on the connect (28): ${c.stderr}`).toBe(28);
+          expect(
+            await count(topo.router, 'hold'),
+            'the SYN reached the server through the tunnel (the router held its SYN-ACK)',
+          ).toBeGreaterThan(0);
+          await nft(topo.router, 'delete table inet krhold');
+          await eventually(
+            async () => (await count(topo.server, 'in')) > 0,
+            "the client's RST reached the server",
+            30_000,
+          );
+        });
+        // the SYN-ACK took the tunnel's mark on its way in; the RST took it from the connection
+        expect(await counter(topo, 'inbound/vpn')).toBeGreaterThan(0);
+        expect(
+          tcpOf(tun, ECHO).filter((p) => p.out && p.dport === ECHO && p.tcpFlags! & RST).length,
+          `the RST in the tunnel:\n${tcpOf(tun, ECHO)
+            .map((p) => p.text)
+            .join('\n')}`,
+        ).toBeGreaterThan(0);
+      } finally {
+        await nft(topo.router, 'delete table inet krhold').catch(() => undefined);
+        await nft(topo.server, 'delete table inet krhold').catch(() => undefined);
+      }
     }, 200_000);
 
     it("conntrack lost the connection: the kernel's mid-stream ACK (new entry without SYN) and its invalid RST are dropped before the LAN exception", async () => {

@@ -266,15 +266,20 @@ export function renderTable(p: NftPolicy): string {
   const restore = [
     `ct mark & ${mask} != 0x00000000 meta mark set ct mark counter ${comment('restore-mark')}`,
   ];
-  // A connection that arrives through a TUN to this host is the tunnel's: its replies (also
-  // the kernel's own, e.g. a SYN-ACK or the RST of a closed port) go back through it. IPv6
-  // only where a rule routes IPv6 into the tunnel (otherwise the tunnel has no IPv6 routes).
+  // A connection without a mark of ours whose packet arrives through a TUN to this host is the
+  // tunnel's: its replies (also the kernel's own, e.g. a SYN-ACK or the RST of a closed port)
+  // go back through it. That is a connection that came in through the tunnel, and one that a
+  // socket bound to the TUN opened (the daemon's health probe, `ping -I`, `curl --interface`)
+  // with no rule's mark: the SYN-ACK that reaches it after its socket closed (a probe's timeout
+  // racing the SYN's retransmission) is answered by the kernel's RST without a socket, which
+  // without the mark took the main table and left by the underlay. IPv6 only where a rule
+  // routes IPv6 into the tunnel (otherwise the tunnel has no IPv6 routes).
   for (const t of p.tunnels) {
     if (!t.link) continue;
     checkMark(p, t.mark, `tunnel ${t.name}`);
     const v6 = marking(p).some((a) => a.mark === t.mark && a.ipv6 === 'tunnel');
     restore.push(
-      `iifname ${quoted(t.link, 'link')}${v6 ? '' : ' meta nfproto ipv4'} ct state new fib daddr type local ${setMark(p, t.mark)} counter ${comment(`inbound/${t.name}`)}`,
+      `iifname ${quoted(t.link, 'link')}${v6 ? '' : ' meta nfproto ipv4'} ct mark & ${mask} == 0x00000000 fib daddr type local ${setMark(p, t.mark)} counter ${comment(`inbound/${t.name}`)}`,
     );
   }
 

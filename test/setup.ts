@@ -1,6 +1,6 @@
 /**
- * Every project's setup file (vitest.config.ts): it runs before each test file, also where the
- * unit project shares modules between files, and runs the clean-ups that helper modules
+ * Every project's setup file (vitest.config.ts): it runs before each test file, also where a
+ * project shares modules between files (unit, netns), and runs the clean-ups that helper modules
  * registered (test/helpers/cleanup.ts) after each test and each file.
  */
 import { afterAll, afterEach } from 'vitest';

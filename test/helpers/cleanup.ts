@@ -2,10 +2,11 @@
  * Clean-ups that helper modules register for the test, or the test file, that is running now;
  * test/setup.ts (every project's setup file) runs them after each test and after each file.
  *
- * A helper module must not call afterEach or afterAll at its top level: the unit project
- * shares modules between the files of a worker (isolate: false, vitest.config.ts), so such a
- * hook would be registered once, in the first file that imported the helper, and every later
- * file would leave its processes and directories behind. A setup file runs again for each file.
+ * A helper module must not call afterEach or afterAll at its top level: the unit and netns
+ * projects share modules between the files of a worker (isolate: false, vitest.config.ts), so
+ * such a hook would be registered once, in the first file that imported the helper, and every
+ * later file would leave its processes and directories behind. A setup file runs again for each
+ * file.
  */
 type Cleanup = () => Promise<void> | void;
 

@@ -1,8 +1,8 @@
 /**
- * Test helper modules register no vitest hook at their top level: the unit project shares
- * modules between the files of a worker (isolate: false, vitest.config.ts), so such a hook
- * would run for the first file that imported the helper only, and the later files would leave
- * their processes and directories behind. Helpers register clean-ups through
+ * Test helper modules register no vitest hook at their top level: the unit and netns projects
+ * share modules between the files of a worker (isolate: false, vitest.config.ts), so such a
+ * hook would run for the first file that imported the helper only, and the later files would
+ * leave their processes and directories behind. Helpers register clean-ups through
  * test/helpers/cleanup.ts, which the setup file (test/setup.ts) runs for every file.
  */
 import { readdirSync, readFileSync } from 'node:fs';

@@ -1,4 +1,5 @@
 /** Loopback stand-ins for the routes a flow router dials (test/unit/proxy/flow-router*.test.ts). */
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 
 /** a route's server: answers `<name>:<what it got>` and remembers every connection */
@@ -17,8 +18,41 @@ export async function routeServer(
   return { server, port: (server.address() as { port: number }).port, seen };
 }
 
-/** a loopback TCP port free at this moment */
+/** the kernel's ephemeral ports (the ones connect() and listen(0) pick): [low, high] */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (lo! > 0 && hi! >= lo!) return [lo!, hi!];
+  } catch {
+    // not Linux: no range known
+  }
+  return [32768, 60999];
+}
+
+/**
+ * A loopback TCP port free at this moment, below the ephemeral range: a port listen(0) handed
+ * out and closed again is the next outgoing connection's to take, and CI runs three unit
+ * projects and more beside each other on the host's loopback (a test that squatted such a port
+ * a moment later got EADDRINUSE and hung). Only a process that binds this very port explicitly
+ * can still take it in between; a test that needs the port held binds it itself.
+ */
 export async function freePort(): Promise<number> {
+  const [lo] = ephemeralRange();
+  const base = lo > 11_024 ? 10_000 : 0;
+  for (let i = 0; base && i < 50; i++) {
+    const port = base + Math.floor(Math.random() * (lo - 1 - base));
+    const s = createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (!ok) continue;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  }
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const p = (s.address() as { port: number }).port;

@@ -77,11 +77,13 @@ export async function setup(
   o: {
     config?: (mail: string | undefined, port: number) => string;
     healthIntervalMs?: number;
+    /** the router's port (routing.proxyPortBase); default: a free one */
+    port?: number;
   } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'awg-machost-perapp-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
+  const port = o.port ?? (await freePort());
   const file = join(dir, 'awg.yaml');
   const write = (mail: string | undefined) =>
     writeFileSync(

@@ -154,10 +154,12 @@ describe('macOS host model: per-app rules through the daemon and its flow router
   });
 
   it('the router cannot listen (its port is taken): the run fails before anything on the host changes', async () => {
-    const t = await setup();
+    // the squatter takes its port first: a port found free and listened on later can be taken
+    // in between (CI's three unit runs share the host's loopback: EADDRINUSE, then a hang)
     const squat = createServer();
-    await new Promise<void>((r) => squat.listen(t.port, '127.0.0.1', r));
+    await new Promise<void>((r, j) => squat.once('error', j).listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => squat.close(() => r())));
+    const t = await setup({ port: (squat.address() as { port: number }).port });
     await t.d.start();
     // no count of tries: a loaded machine can outlast one; the test's timeout bounds the wait
     while (!t.events.some((e) => e.type === 'reconcile-finished'))

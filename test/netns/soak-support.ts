@@ -15,9 +15,9 @@
  * - the leak probe: the kill switch is on without allowLan, an unmatched app sends TCP, UDP,
  *   DNS and DNS-over-TLS every 150 ms, tcpdump records the client's underlay (a new file every
  *   `captureRotateMs`), and nothing may leave but WireGuard to the endpoint, ARP, ND and DHCP.
- * Every `sampleEveryMs` the daemon's and its placer child's RSS and open fds are read, and, when
- * no run is under way and the last one planned with the tunnel health the status shows, the
- * objects: cgroups under awg's subtree, the rules, sets and set elements of table inet awg,
+ * Every `sampleEveryMs` the daemon's and its placer child's RSS, anonymous memory and open fds
+ * are read, and, when no run is under way and the last one planned with the tunnel health the
+ * status shows, the objects: cgroups under awg's subtree, the rules, sets and set elements of table inet awg,
  * the engines and objects the status lists, keyed by config and health (soak-verdict.ts
  * judges them). At the end the churn stops, the tunnel must carry the app's traffic again, and the
  * daemon must stop cleanly (SIGTERM, exit 0, its placer gone).

@@ -30,10 +30,10 @@ import type { ObjectSample, SoakResult } from './soak-support.js';
 
 /**
  * The daemon's allowed rise of its anonymous memory's floor from the first half after warm-up
- * to the second, MB. Between collections the floors of runs without a leak differ by under 3 MB (RESULTS.md);
- * a leak of 100 bytes per placed exec (50/s) adds 9 MB a half hour, one of 1 kB per API call
- * (≈ 10 calls/s) 18 MB: the hour's run catches the second, and any leak of 16 MB within 2 minutes
- * in the 5-minute run.
+ * to the second, MB. Between collections the floors of runs without a leak differ by under
+ * 3 MB (RESULTS.md); a leak of 100 bytes per placed exec (50/s) adds 9 MB a half hour, one of
+ * 1 kB per API call (≈ 10 calls/s) 18 MB: the hour's run catches the second, and any leak of
+ * 16 MB within 2 minutes in the 5-minute run.
  */
 export const RSS_RISE_MB = 16;
 /**

@@ -19,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import { E, POLLOUT, rawLibcFunc } from './libc.js';
 import { BATCH_MAX, MMSG, MmsgBlock, sendApart, stripSource } from './mmsg-block.js';
+import { sourceWorker } from '../util/source-worker.js';
 import {
   RING,
   RING_INTS,
@@ -394,17 +395,10 @@ export class ThreadedSender implements Sender {
     ringBlocks(h);
     const ring = new Int32Array(new SharedArrayBuffer(4 * RING_INTS));
     const workerData = { ring, fd: h.fd, blocks: h.blocks.map((b) => b.mem) };
+    const opts = { workerData, stdout: false, stderr: false };
     const w = import.meta.url.endsWith('.ts')
-      ? // the sources (tests): through tsx, which a worker's entry does not get from --import
-        new Worker(
-          `import('tsx/esm/api').then((t) => t.tsImport(${JSON.stringify(new URL('./udpsend-worker.ts', import.meta.url).href)}, ${JSON.stringify(import.meta.url)}))`,
-          { eval: true, workerData, stdout: false, stderr: false },
-        )
-      : new Worker(new URL('./udpsend-worker.js', import.meta.url), {
-          workerData,
-          stdout: false,
-          stderr: false,
-        });
+      ? sourceWorker(new URL('./udpsend-worker.ts', import.meta.url), opts) // the sources (tests)
+      : new Worker(new URL('./udpsend-worker.js', import.meta.url), opts);
     w.unref();
     this.ring = ring;
     this.worker = w;

@@ -27,7 +27,7 @@ describe.skipIf(skip)(
       async (_, pool, net) => {
         await withNetns([`sthr-a${net}`, `sthr-b${net}`], async (a, b) => {
           // started at open, not under load: a transfer can end before a thread started under
-          // load is up (its module compiles through tsx in tests), and then proves nothing
+          // load is up, and then proves nothing
           const bind = () =>
             new native!.NativeUdpBind('127.0.0.1', { sendThread: 'eager', sendPool: pool });
           await helper!.withEnginePair(

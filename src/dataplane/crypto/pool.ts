@@ -39,6 +39,7 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { mallocTrim } from '../../native/libc.js';
 import { type EvpAeadContext, evpAeadContext } from '../../native/libcrypto-batch.js';
 import { addressOf } from '../../native/rawmem.js';
+import { sourceWorker } from '../../util/source-worker.js';
 import { PerSecond } from '../rate.js';
 import {
   CONTROL_INTS,
@@ -190,6 +191,8 @@ export class CryptoPool implements QueuePool {
   private readonly threads: Thread[] = [];
   private state: 'off' | 'starting' | 'on' | 'broken' = 'off';
   private failed: string | undefined;
+  /** threads of this start whose JavaScript runs (their 'online'): a start's progress, for tests */
+  private online = 0;
   private readonly regions = new Map<number, Region>();
   private readonly regionIds = new WeakMap<ArrayBufferLike, number>();
   private readonly forget = new FinalizationRegistry<number>((id) => this.forgetRegion(id));
@@ -240,6 +243,11 @@ export class CryptoPool implements QueuePool {
     return this.failed;
   }
 
+  /** Threads of the last start whose JavaScript has begun to run (they count in after). */
+  get threadsOnline(): number {
+    return this.online;
+  }
+
   /** Threads waiting for runs (0 until started under load, or when the pool has none). */
   get running(): number {
     return this.state === 'on' ? Atomics.load(this.control, C_READY) : 0;
@@ -250,6 +258,7 @@ export class CryptoPool implements QueuePool {
     if (this.state !== 'off' || this.size === 0) return;
     this.state = 'starting';
     this.control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
+    this.online = 0;
     for (let i = 0; i < this.size; i++) {
       try {
         this.spawn();
@@ -278,14 +287,7 @@ export class CryptoPool implements QueuePool {
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 },
     };
     const w = import.meta.url.endsWith('.ts')
-      ? // the sources (tests): through tsx, which a worker's entry does not get from --import.
-        // Without the heap limits: the thread compiles its sources itself, and a first start in
-        // a starved CI worker (Node 24) once never counted itself in (cause not confirmed: a
-        // thread over its 16 MiB old generation fails like that). The bundle's thread keeps them.
-        new Worker(
-          `import('tsx/esm/api').then((t) => t.tsImport(${JSON.stringify(new URL('./pool-worker.ts', import.meta.url).href)}, ${JSON.stringify(import.meta.url)}))`,
-          { ...opts, resourceLimits: undefined, eval: true },
-        )
+      ? sourceWorker(new URL('./pool-worker.ts', import.meta.url), opts) // the sources (tests)
       : new Worker(new URL('./pool-worker.js', import.meta.url), opts);
     w.unref();
     port1.unref();
@@ -299,6 +301,9 @@ export class CryptoPool implements QueuePool {
     }
     for (const r of this.regions.values()) port1.postMessage(r.msg);
     const control = this.control;
+    w.once('online', () => {
+      if (control === this.control) this.online++;
+    });
     w.once('error', (e) => {
       if (control === this.control) this.broken(`a thread failed: ${e.message}`);
     });

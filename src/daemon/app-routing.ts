@@ -17,6 +17,7 @@ import type { StateStore } from '../util/state.js';
 import type { DaemonEvent, PlacementStatus, ProcessInfo } from './core.js';
 import type { DaemonOptions } from './options.js';
 import { flowPlacement, listRoutedProcesses, PlacementSupervisor } from './placement.js';
+import { darwinProbeSockets, type ProbeSockets } from './probe-run.js';
 
 /** the daemon's options this part reads (placement, the placer's log, the router's natives, the process table) */
 export interface AppRoutingOptions extends Pick<
@@ -136,6 +137,18 @@ export class AppRouting {
       );
     return this.flow.registerExec(pid, choice, onEnd);
   }
+
+  /**
+   * macOS: how the health probes hold to a tunnel: the link's utun, IP(V6)_BOUND_IF sockets
+   * from the flow router's natives (probe-run.ts darwinProbeSockets)
+   */
+  readonly probeSockets: ProbeSockets = darwinProbeSockets({
+    utun: (link) => this.flow.utun(link),
+    boundTcpFd: async () => {
+      const n = await this.flow.loadNatives();
+      return (ifname, family) => n.boundTcpFd(ifname, family);
+    },
+  });
 
   /** down: the placer stops before the teardown */
   stopPlacement(): Promise<void> {

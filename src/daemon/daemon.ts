@@ -146,6 +146,9 @@ export class Daemon implements DaemonCore {
       wake: (reason) => this.wake(reason),
       config: () => this.config.good?.prepared.config,
       running: () => this.runs.running,
+      // macOS: probes pin their sockets to the tunnel's utun, as the flow router does
+      probeSockets: () =>
+        this.host.platform?.os === 'darwin' ? this.routing.probeSockets : undefined,
     });
     this.routing = new AppRouting({
       ...opts,

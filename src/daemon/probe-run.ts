@@ -1,14 +1,16 @@
 /**
  * The probes themselves (health-probe.ts runs them), always inside the tunnel's routing:
- * - a WireGuard-like tunnel: a TCP socket bound to the tunnel's link (SO_BINDTODEVICE,
- *   native/bind-device.ts) — when the link is gone the socket cannot be bound or routed and
- *   the probe fails; it never falls back to the main table. Hosts are addresses (semantic
- *   check), so no lookup leaves outside the tunnel either;
+ * - a WireGuard-like tunnel: a TCP socket that sends only through the tunnel's link — Linux:
+ *   SO_BINDTODEVICE (native/bind-device.ts); macOS: IP(V6)_BOUND_IF on the link's utun (the
+ *   flow router's natives). When the link is gone the socket cannot be bound or routed and the
+ *   probe fails; it never falls back to the main table. Hosts are addresses (semantic check),
+ *   so no lookup leaves outside the tunnel either;
  * - a proxy tunnel: through the proxy's upstream dialer (the proxy connects the target: a
  *   proxy that accepts TCP but stalls fails the probe at its timeout);
- * - icmp: `ping -c 1 -I <link>` (iputils binds its socket to the link with SO_BINDTODEVICE;
- *   the daemon is root, so it needs no ping_group_range, and a child with a timeout is simpler
- *   and safer than a raw ICMP socket read through koffi; a timeout kills it).
+ * - icmp: one echo by the system's ping bound to the link — Linux: `ping -I <link>` (iputils
+ *   binds its socket with SO_BINDTODEVICE); macOS: `ping -b <utun>` / `ping6 -B <utun>` (its
+ *   IP_BOUND_IF options). The daemon is root, so it needs no ping_group_range, and a child with
+ *   a timeout is simpler and safer than a raw ICMP socket read through koffi; a timeout kills it.
  * `url`: a GET over that connection; any HTTP status line is a success.
  */
 import { execFile } from 'node:child_process';
@@ -17,10 +19,73 @@ import type { Duplex } from 'node:stream';
 import { splitHostPort, type HealthProbe } from '../config/schema-health.js';
 import type { ProbeRoute, ProbeRunner } from './health-probe.js';
 
+/** How a probe is held to a tunnel's link on this platform. */
+export interface ProbeSockets {
+  /** a fresh unconnected TCP socket fd of `family` that sends only through `link`; throws when it cannot */
+  tcpFd(link: string): Promise<(family: 4 | 6) => number>;
+  /** the command that sends one echo to `addr` through `link`, waiting at most `secs`; its exit code when no reply came */
+  ping(addr: string, link: string, secs: number): PingCommand;
+}
+
+export interface PingCommand {
+  file: string;
+  args: string[];
+  /** its exit code when the echo went out and no reply came */
+  noReply: number;
+}
+
+/** Linux: SO_BINDTODEVICE on the link itself (`awg-work`), iputils' `ping -I`. */
+export const linuxProbeSockets: ProbeSockets = {
+  async tcpFd(link) {
+    const { deviceTcpFd } = await import('../native/bind-device.js');
+    return (family) => deviceTcpFd(family, link);
+  },
+  ping: (addr, link, secs) => ({
+    file: 'ping',
+    args: ['-n', '-q', '-c', '1', '-W', String(secs), '-I', link, addr],
+    noReply: 1,
+  }),
+};
+
+/**
+ * macOS: the link's utun (a logical link `awg-work` gets one when its engine opens it:
+ * platform/darwin/utun.ts), IP(V6)_BOUND_IF through `boundTcpFd` (the flow router's natives),
+ * and the system's ping: `ping -b <utun> -t <secs>` for IPv4, `ping6 -B <utun>` for IPv6
+ * (ping6 has no overall timeout: the child's timeout bounds it); both exit 2 when no reply
+ * came (ping(8), ping6(8)). NEVER RUN ON A MAC.
+ */
+export function darwinProbeSockets(o: {
+  /** the utun a link has now, or undefined (platform/darwin/utun.ts resolveIfname) */
+  utun: (link: string) => string | undefined;
+  boundTcpFd: () => Promise<(ifname: string, family: 4 | 6) => number>;
+}): ProbeSockets {
+  const utunOf = (link: string): string => {
+    const ifn = o.utun(link);
+    if (ifn === undefined) throw new Error(`${link} has no utun (its engine is not running)`);
+    return ifn;
+  };
+  return {
+    async tcpFd(link) {
+      const ifn = utunOf(link);
+      const bound = await o.boundTcpFd();
+      return (family) => bound(ifn, family);
+    },
+    ping: (addr, link, secs) =>
+      isIP(addr) === 6
+        ? { file: 'ping6', args: ['-n', '-q', '-c', '1', '-B', utunOf(link), addr], noReply: 2 }
+        : {
+            file: 'ping',
+            args: ['-n', '-q', '-c', '1', '-t', String(secs), '-b', utunOf(link), addr],
+            noReply: 2,
+          },
+  };
+}
+
 async function open(
   host: string,
   port: number,
   route: ProbeRoute,
+  sockets: ProbeSockets,
   o: { timeoutMs: number; signal: AbortSignal },
 ): Promise<Duplex> {
   if ('dialer' in route) {
@@ -35,17 +100,11 @@ async function open(
   }
   if (isIP(host) === 0)
     throw new Error(`${host} is not an address (a lookup would leave the tunnel)`);
-  const [{ connectTcp }, { deviceTcpFd }] = await Promise.all([
+  const [{ connectTcp }, socketFd] = await Promise.all([
     import('../native/tcpsock.js'),
-    import('../native/bind-device.js'),
+    sockets.tcpFd(route.link),
   ]);
-  return connectTcp({
-    host,
-    port,
-    timeoutMs: o.timeoutMs,
-    signal: o.signal,
-    socketFd: (f) => deviceTcpFd(f, route.link),
-  });
+  return connectTcp({ host, port, timeoutMs: o.timeoutMs, signal: o.signal, socketFd });
 }
 
 /** the first line of an HTTP answer on `s` (resolves on a status line, rejects otherwise) */
@@ -76,36 +135,42 @@ export function httpStatus(s: Duplex, request: string, signal: AbortSignal): Pro
   });
 }
 
-function ping(addr: string, link: string, o: { timeoutMs: number; signal: AbortSignal }) {
-  const secs = String(Math.max(1, Math.ceil(o.timeoutMs / 1000)));
+function ping(cmd: PingCommand, o: { timeoutMs: number; signal: AbortSignal }) {
   return new Promise<void>((resolve, reject) => {
     execFile(
-      'ping',
-      ['-n', '-q', '-c', '1', '-W', secs, '-I', link, addr],
+      cmd.file,
+      cmd.args,
       { timeout: o.timeoutMs + 500, signal: o.signal, killSignal: 'SIGKILL' },
       (e, _out, err) => {
         if (!e) return resolve();
         const why = String(err).trim().split('\n')[0];
-        reject(new Error(why || (e.code === 1 ? 'no echo reply' : e.message)));
+        reject(new Error(why || (e.code === cmd.noReply ? 'no echo reply' : e.message)));
       },
     );
   });
 }
 
-export const runProbe: ProbeRunner = async (p: HealthProbe, route, o) => {
-  if ('icmp' in p) {
-    if ('dialer' in route) throw new Error('icmp needs a tunnel with a link');
-    return ping(p.icmp, route.link, o);
-  }
-  if ('tcp' in p) {
-    const hp = splitHostPort(p.tcp)!;
-    (await open(hp.host, hp.port, route, o)).destroy();
-    return;
-  }
-  const u = new URL(p.url);
-  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
-  const s = await open(host, Number(u.port || 80), route, o);
-  s.on('error', () => {});
-  const req = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: awg-probe\r\nConnection: close\r\n\r\n`;
-  await httpStatus(s, req, o.signal);
-};
+/** The probe runner of a platform (`sockets`: how it holds a probe to the tunnel's link). */
+export function probeRunner(sockets: ProbeSockets): ProbeRunner {
+  return async (p: HealthProbe, route, o) => {
+    if ('icmp' in p) {
+      if ('dialer' in route) throw new Error('icmp needs a tunnel with a link');
+      const secs = Math.max(1, Math.ceil(o.timeoutMs / 1000));
+      return ping(sockets.ping(p.icmp, route.link, secs), o);
+    }
+    if ('tcp' in p) {
+      const hp = splitHostPort(p.tcp)!;
+      (await open(hp.host, hp.port, route, sockets, o)).destroy();
+      return;
+    }
+    const u = new URL(p.url);
+    const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+    const s = await open(host, Number(u.port || 80), route, sockets, o);
+    s.on('error', () => {});
+    const req = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: awg-probe\r\nConnection: close\r\n\r\n`;
+    await httpStatus(s, req, o.signal);
+  };
+}
+
+/** Linux's runner */
+export const runProbe: ProbeRunner = probeRunner(linuxProbeSockets);

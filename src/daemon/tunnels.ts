@@ -24,7 +24,7 @@ import type { DaemonEvent, WakeReason } from './core.js';
 import { resetCandidates, resetTunnelConnections, type TunnelMark } from './conn-reset.js';
 import { TunnelProber } from './health-probe.js';
 import { gatewayMac } from './neighbours.js';
-import { runProbe } from './probe-run.js';
+import { linuxProbeSockets, probeRunner, type ProbeSockets } from './probe-run.js';
 import { ProfileSwitcher, type NetworkId, type ProfileSwitch } from './profile-switch.js';
 import { StickyHolds, type StickyChange, type StickyRelease } from './sticky.js';
 import { HealthMonitor } from './tunnel-health.js';
@@ -39,6 +39,8 @@ export interface TunnelsOptions {
   config: () => Config | undefined;
   /** a run or teardown is under way (an engine that stops then is its doing, not a fault) */
   running: () => boolean;
+  /** how the configured probes hold to a tunnel's link on this platform (default: Linux's) */
+  probeSockets?: () => ProbeSockets | undefined;
   /** reset the connections through tunnels that went down (default: SOCK_DESTROY, conn-reset.ts) */
   resetConnections?: typeof resetTunnelConnections;
 }
@@ -74,7 +76,7 @@ export class Tunnels {
     this.health.profiles = this.profiles;
     this.health.sticky = this.sticky;
     this.prober = new TunnelProber({
-      run: runProbe,
+      run: (p, route, ro) => probeRunner(o.probeSockets?.() ?? linuxProbeSockets)(p, route, ro),
       dialer: (t) => this.engines.proxyDialer?.(t),
       report: (t, failed) => {
         this.health.setProbe(t, failed);

@@ -136,6 +136,23 @@ export class FlowRouterHost {
 
   constructor(private readonly o: FlowRouterHostOptions) {}
 
+  /** the utun a link (`awg-work`) has now (macOS), undefined before its engine opened one */
+  utun(link: string): string | undefined {
+    return resolveIfname(this.o.state, link);
+  }
+
+  /**
+   * The natives, loaded on first use (macOS): the router's, and the daemon's health probes
+   * pin their sockets to a tunnel's utun with them too (daemon/probe-run.ts).
+   */
+  async loadNatives(): Promise<DarwinFlowNatives> {
+    if (this.natives) return this.natives;
+    const load =
+      this.o.natives ??
+      (async () => (await import('./flow-router-darwin.js')).loadDarwinFlowNatives());
+    return (this.natives ??= await load());
+  }
+
   /**
    * `classes`: the limits in force (FirewallPolicy.shaping.classes); their flows leave from
    * their ports. `destinations`: the rules' `to` sets (config/load.ts LoadResult.destinations).
@@ -172,12 +189,12 @@ export class FlowRouterHost {
     this.carried = counted;
     try {
       const flow = await import('./flow-router-darwin.js');
-      this.natives ??= await (this.o.natives ?? (async () => flow.loadDarwinFlowNatives()))();
+      const natives = await this.loadNatives();
       const h = this.o;
       const { router } = flow.darwinFlowRouterFromConfig(
         c,
         {
-          natives: this.natives,
+          natives,
           tunnelUp: (n, r) => h.tunnelUp(n, r),
           utun: (link) => resolveIfname(h.state, link),
           proxyDialer: (t) => h.proxyDialer(t),

@@ -1,0 +1,91 @@
+/**
+ * A tunnel's configured health probe on the macOS host model: the real daemon, the darwin
+ * platform, the model's utun. The probe's socket is pinned to the utun the tunnel's link got
+ * (IP_BOUND_IF through the flow router's natives), where Linux binds it to the link by name
+ * (SO_BINDTODEVICE): on macOS that call does not exist, and no interface is named `awg-home`.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createDarwinDrivers } from '../../../src/resources/platform/darwin-drivers.js';
+import { darwinPlatform } from '../../../src/resources/platform/darwin.js';
+import { FileStateStore } from '../../../src/util/state.js';
+import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
+import { MacHost } from '../../helpers/macos-host/model.js';
+import { ModelEngines } from '../../helpers/macos-host/engine.js';
+import { modelDaemon } from '../../helpers/macos-host/daemon.js';
+import { macConfig } from '../../helpers/macos-host/scenario.js';
+import { eventually } from '../../helpers/eventually.js';
+
+let dir: string | undefined;
+let server: Server | undefined;
+const stops: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const s of stops.splice(0)) await s();
+  server?.close();
+  server = undefined;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+describe('macOS: a tunnel health probe goes out on its utun', () => {
+  it("tcp: each probe's socket is pinned to the tunnel's utun; the probe passes and the tunnel stays up", async () => {
+    let accepted = 0;
+    server = createServer((s) => {
+      accepted++;
+      s.destroy();
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    dir = mkdtempSync(join(tmpdir(), 'awg-machost-probe-'));
+    const file = join(dir, 'awg.yaml');
+    // the probe under `tunnels.home` (macConfig's tunnel ends at its peers)
+    const config = macConfig({ killSwitch: false }).replace(
+      '\ndefault: home',
+      `\n    health: { probe: { tcp: "127.0.0.1:${port}" }, interval: 1s, timeout: 900ms, failures: 1 }\ndefault: home`,
+    );
+    expect(config).toContain('health:');
+    writeFileSync(file, config, { mode: 0o600 });
+    const host = MacHost.laptop();
+    const pinned: string[] = [];
+    const unused = () => {
+      throw new Error('no connection reaches the router in this test');
+    };
+    const { d, events, finished } = modelDaemon({
+      configPath: file,
+      platform: darwinPlatform,
+      drivers: { ...createDarwinDrivers({ exec: host }), engine: new ModelEngines(host) },
+      exec: host,
+      state: new FileStateStore(join(dir, 'state')),
+      flowRouter: {
+        natives: async () => ({
+          sysctl: unused,
+          pidPath: unused,
+          originalDst: unused,
+          boundTcpFd: (ifname) => {
+            pinned.push(ifname);
+            // a plain socket stands in for one IP_BOUND_IF pinned (this runs on Linux)
+            const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) throw new Error(`socket: ${-fd}`);
+            return fd;
+          },
+        }),
+      },
+    });
+    stops.push(() => d.stop({ teardown: true }));
+    await d.start();
+    expect(await finished(1)).toMatchObject({ outcome: 'converged' });
+    const utuns = [...host.interfaces.keys()].filter((n) => n.startsWith('utun'));
+    expect(utuns).toHaveLength(1);
+    // two probes passed, each on a socket pinned to the utun
+    await eventually(() => expect(accepted).toBeGreaterThanOrEqual(2));
+    expect(new Set(pinned)).toEqual(new Set(utuns));
+    const home = (await d.status()).tunnels.find((t) => t.name === 'home');
+    expect(home?.probe?.failures ?? 0).toBe(0);
+    expect(home?.probe?.lastFailure).toBeUndefined();
+    expect(events.filter((e) => e.type === 'tunnel' && e.state === 'down')).toEqual([]);
+  });
+});

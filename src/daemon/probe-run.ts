@@ -21,7 +21,10 @@ import type { ProbeRoute, ProbeRunner } from './health-probe.js';
 
 /** How a probe is held to a tunnel's link on this platform. */
 export interface ProbeSockets {
-  /** a fresh unconnected TCP socket fd of `family` that sends only through `link`; throws when it cannot */
+  /**
+   * what makes a fresh unconnected TCP socket fd of a family that sends only through `link`
+   * (its bindings loaded first); rejects when the link cannot be held to
+   */
   tcpFd(link: string): Promise<(family: 4 | 6) => number>;
   /** the command that sends one echo to `addr` through `link`, waiting at most `secs`; its exit code when no reply came */
   ping(addr: string, link: string, secs: number): PingCommand;
@@ -51,8 +54,9 @@ export const linuxProbeSockets: ProbeSockets = {
  * macOS: the link's utun (a logical link `awg-work` gets one when its engine opens it:
  * platform/darwin/utun.ts), IP(V6)_BOUND_IF through `boundTcpFd` (the flow router's natives),
  * and the system's ping: `ping -b <utun> -t <secs>` for IPv4, `ping6 -B <utun>` for IPv6
- * (ping6 has no overall timeout: the child's timeout bounds it); both exit 2 when no reply
- * came (ping(8), ping6(8)). NEVER RUN ON A MAC.
+ * (ping6 has no overall timeout: the child's timeout bounds it). ping exits 2 when no reply
+ * came (ping(8)); ping6 is taken to do the same (another code still fails the probe, with
+ * ping's own message). NEVER RUN ON A MAC.
  */
 export function darwinProbeSockets(o: {
   /** the utun a link has now, or undefined (platform/darwin/utun.ts resolveIfname) */

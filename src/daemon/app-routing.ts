@@ -18,6 +18,7 @@ import type { DaemonEvent, PlacementStatus, ProcessInfo } from './core.js';
 import type { DaemonOptions } from './options.js';
 import { flowPlacement, listRoutedProcesses, PlacementSupervisor } from './placement.js';
 import { darwinProbeSockets, type ProbeSockets } from './probe-run.js';
+import { utunPin, type LinkPinOf, type UtunPinHost } from '../resources/engine/link-pin.js';
 
 /** the daemon's options this part reads (placement, the placer's log, the router's natives, the process table) */
 export interface AppRoutingOptions extends Pick<
@@ -138,17 +139,17 @@ export class AppRouting {
     return this.flow.registerExec(pid, choice, onEnd);
   }
 
-  /**
-   * macOS: how the health probes hold to a tunnel: the link's utun, IP(V6)_BOUND_IF sockets
-   * from the flow router's natives (probe-run.ts darwinProbeSockets)
-   */
-  readonly probeSockets: ProbeSockets = darwinProbeSockets({
+  /** macOS: a tunnel's link is its utun, pinned to through the flow router's natives */
+  private readonly utuns: UtunPinHost = {
     utun: (link) => this.flow.utun(link),
-    boundTcpFd: async () => {
-      const n = await this.flow.loadNatives();
-      return (ifname, family) => n.boundTcpFd(ifname, family);
-    },
-  });
+    natives: () => this.flow.loadNatives(),
+  };
+
+  /** macOS: how the health probes hold to a tunnel (probe-run.ts darwinProbeSockets) */
+  readonly probeSockets: ProbeSockets = darwinProbeSockets(this.utuns);
+
+  /** macOS: how a list's fetch `via` a tunnel holds to its link (resources/engine/via.ts) */
+  readonly linkPin: LinkPinOf = utunPin(this.utuns);
 
   /** down: the placer stops before the teardown */
   stopPlacement(): Promise<void> {

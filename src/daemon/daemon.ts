@@ -182,6 +182,8 @@ export class Daemon implements DaemonCore {
       wake: () => this.wake('lists'),
       current: () => this.config.good?.prepared,
       proxyDialer: (t) => this.engines.proxyDialer?.(t),
+      // macOS: a fetch via a tunnel holds to its utun, as the probes do
+      linkPin: () => (this.host.platform?.os === 'darwin' ? this.routing.linkPin : undefined),
     });
     this.revisions = new RevisionFollowing({
       ...opts,

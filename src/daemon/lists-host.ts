@@ -15,6 +15,7 @@ import { cacheSource, updateList, type ListUpdateOutcome } from '../pipeline/lis
 
 export { planLists } from '../pipeline/list-update.js';
 import { viaConnector, viaRouteOf, type ViaDialer } from '../resources/engine/via.js';
+import type { LinkPinOf } from '../resources/engine/link-pin.js';
 import { ListCache } from '../util/list-cache.js';
 import type { Timer } from './confirm.js';
 import type { DaemonEvent, UpdateListsResponse, UrlListStatus } from './core.js';
@@ -30,6 +31,8 @@ export interface ListsHostOptions {
   current(): Pick<Prepared, 'desired' | 'config' | 'secrets'> | undefined;
   /** a running proxy tunnel's upstream */
   proxyDialer(tunnel: string): ViaDialer | undefined;
+  /** how a fetch holds to a tunnel's link on this platform (undefined: Linux's, SO_BINDTODEVICE) */
+  linkPin?: (() => LinkPinOf | undefined) | undefined;
   /** tests: the fetch of one list, the clock and the timers */
   fetch?: ((ref: UrlListRef, cache: ListCache) => Promise<ListUpdateOutcome>) | undefined;
   now?: (() => number) | undefined;
@@ -99,6 +102,7 @@ export class ListsHost {
             proxyDialer: (t) => this.o.proxyDialer(t),
             secret: (k) => p.secrets.get(k),
           }),
+          this.o.linkPin?.(),
         )
       : undefined;
     return updateList(ref, this.cache, { connect });

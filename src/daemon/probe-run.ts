@@ -1,8 +1,8 @@
 /**
  * The probes themselves (health-probe.ts runs them), always inside the tunnel's routing:
  * - a WireGuard-like tunnel: a TCP socket that sends only through the tunnel's link — Linux:
- *   SO_BINDTODEVICE (native/bind-device.ts); macOS: IP(V6)_BOUND_IF on the link's utun (the
- *   flow router's natives). When the link is gone the socket cannot be bound or routed and the
+ *   SO_BINDTODEVICE; macOS: IP(V6)_BOUND_IF on the link's utun (resources/engine/link-pin.ts).
+ *   When the link is gone the socket cannot be bound or routed and the
  *   probe fails; it never falls back to the main table. Hosts are addresses (semantic check),
  *   so no lookup leaves outside the tunnel either;
  * - a proxy tunnel: through the proxy's upstream dialer (the proxy connects the target: a
@@ -17,16 +17,19 @@ import { execFile } from 'node:child_process';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { splitHostPort, type HealthProbe } from '../config/schema-health.js';
+import {
+  devicePin,
+  utunPin,
+  type LinkPinOf,
+  type UtunPinHost,
+} from '../resources/engine/link-pin.js';
 import type { ProbeRoute, ProbeRunner } from './health-probe.js';
 
 /** How a probe is held to a tunnel's link on this platform. */
 export interface ProbeSockets {
-  /**
-   * what makes a fresh unconnected TCP socket fd of a family that sends only through `link`
-   * (its bindings loaded first); rejects when the link cannot be held to
-   */
-  tcpFd(link: string): Promise<(family: 4 | 6) => number>;
-  /** the command that sends one echo to `addr` through `link`, waiting at most `secs`; its exit code when no reply came */
+  /** the link's pin: the probe's TCP socket sends only through it (resources/engine/link-pin.ts) */
+  pin: LinkPinOf;
+  /** the command that sends one echo to `addr` through `link`, waiting at most `secs` */
   ping(addr: string, link: string, secs: number): PingCommand;
 }
 
@@ -39,10 +42,7 @@ export interface PingCommand {
 
 /** Linux: SO_BINDTODEVICE on the link itself (`awg-work`), iputils' `ping -I`. */
 export const linuxProbeSockets: ProbeSockets = {
-  async tcpFd(link) {
-    const { deviceTcpFd } = await import('../native/bind-device.js');
-    return (family) => deviceTcpFd(family, link);
-  },
+  pin: devicePin,
   ping: (addr, link, secs) => ({
     file: 'ping',
     args: ['-n', '-q', '-c', '1', '-W', String(secs), '-I', link, addr],
@@ -51,29 +51,20 @@ export const linuxProbeSockets: ProbeSockets = {
 };
 
 /**
- * macOS: the link's utun (a logical link `awg-work` gets one when its engine opens it:
- * platform/darwin/utun.ts), IP(V6)_BOUND_IF through `boundTcpFd` (the flow router's natives),
- * and the system's ping: `ping -b <utun> -t <secs>` for IPv4, `ping6 -B <utun>` for IPv6
- * (ping6 has no overall timeout: the child's timeout bounds it). ping exits 2 when no reply
- * came (ping(8)); ping6 is taken to do the same (another code still fails the probe, with
- * ping's own message). NEVER RUN ON A MAC.
+ * macOS: IP(V6)_BOUND_IF on the link's utun (link-pin.ts utunPin), and the system's ping:
+ * `ping -b <utun> -t <secs>` for IPv4, `ping6 -B <utun>` for IPv6 (ping6 has no overall
+ * timeout: the child's timeout bounds it). ping exits 2 when no reply came (ping(8)); ping6 is
+ * taken to do the same (another code still fails the probe, with ping's own message). NEVER
+ * RUN ON A MAC.
  */
-export function darwinProbeSockets(o: {
-  /** the utun a link has now, or undefined (platform/darwin/utun.ts resolveIfname) */
-  utun: (link: string) => string | undefined;
-  boundTcpFd: () => Promise<(ifname: string, family: 4 | 6) => number>;
-}): ProbeSockets {
+export function darwinProbeSockets(h: UtunPinHost): ProbeSockets {
   const utunOf = (link: string): string => {
-    const ifn = o.utun(link);
+    const ifn = h.utun(link);
     if (ifn === undefined) throw new Error(`${link} has no utun (its engine is not running)`);
     return ifn;
   };
   return {
-    async tcpFd(link) {
-      const ifn = utunOf(link);
-      const bound = await o.boundTcpFd();
-      return (family) => bound(ifn, family);
-    },
+    pin: utunPin(h),
     ping: (addr, link, secs) =>
       isIP(addr) === 6
         ? { file: 'ping6', args: ['-n', '-q', '-c', '1', '-B', utunOf(link), addr], noReply: 2 }
@@ -104,11 +95,17 @@ async function open(
   }
   if (isIP(host) === 0)
     throw new Error(`${host} is not an address (a lookup would leave the tunnel)`);
-  const [{ connectTcp }, socketFd] = await Promise.all([
+  const [{ connectTcp }, pin] = await Promise.all([
     import('../native/tcpsock.js'),
-    sockets.tcpFd(route.link),
+    sockets.pin(route.link),
   ]);
-  return connectTcp({ host, port, timeoutMs: o.timeoutMs, signal: o.signal, socketFd });
+  return connectTcp({
+    host,
+    port,
+    timeoutMs: o.timeoutMs,
+    signal: o.signal,
+    socketFd: (f) => pin.tcpFd(f),
+  });
 }
 
 /** the first line of an HTTP answer on `s` (resolves on a status line, rejects otherwise) */

@@ -21,16 +21,26 @@ import {
   type QueryType,
 } from '../util/dns-wire.js';
 import { markDgram } from './sockmark.js';
-import { bindDgramToDevice, deviceTcpFd } from './bind-device.js';
 import { connectTcp } from './tcpsock.js';
+
+/** How a socket is held to one link (resources/engine/link-pin.ts makes them per platform). */
+export interface SocketPin {
+  /** a fresh unconnected TCP socket fd of `family` that sends only through the link */
+  tcpFd(family: 4 | 6): number;
+  /** a bound, not yet sending, dgram socket of `family` sends only through the link */
+  dgram(sock: Socket, family: 4 | 6): void;
+}
 
 export interface DirectQueryOptions {
   /** resolver addresses (IP literals), asked in order */
   servers: string[];
   /** SO_MARK of every query socket (needs CAP_NET_ADMIN); undefined: unmarked */
   mark?: number;
-  /** send every query through this link only (SO_BINDTODEVICE: a tunnel's own resolvers) */
-  device?: string | undefined;
+  /**
+   * send every query through this link only (a tunnel's own resolvers): its pin
+   * (resources/engine/link-pin.ts: SO_BINDTODEVICE on Linux, IP_BOUND_IF on macOS)
+   */
+  pin?: SocketPin | undefined;
   /** per server and transport; default 1500 ms */
   timeoutMs?: number;
   /** default 53 (tests use another) */
@@ -77,7 +87,7 @@ async function overUdp(
       });
     });
     if (o.mark !== undefined) markDgram(sock, o.mark);
-    if (o.device !== undefined) bindDgramToDevice(sock, o.device);
+    if (o.pin !== undefined) o.pin.dgram(sock, family === 6 ? 6 : 4);
     for (const q of qs) sock.send(buildQuery(q.id, name, q.type), port, server);
     await done;
   } finally {
@@ -100,7 +110,7 @@ async function overTcp(
     port: o.port ?? 53,
     timeoutMs,
     ...(o.mark !== undefined ? { mark: o.mark } : {}),
-    ...(o.device !== undefined ? { socketFd: (f: 4 | 6) => deviceTcpFd(f, o.device!) } : {}),
+    ...(o.pin !== undefined ? { socketFd: (f: 4 | 6) => o.pin!.tcpFd(f) } : {}),
   }).catch(() => undefined);
   if (!s) return TIMEOUT;
   return await new Promise<AnswerResult>((resolve) => {

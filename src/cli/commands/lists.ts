@@ -97,6 +97,19 @@ async function viaTheDaemon(
   }
 }
 
+/** macOS's link pin without a daemon: the state's utun registry, the flow router's natives */
+async function darwinLinkPin(stateDir: string) {
+  const [{ utunPin }, { resolveIfname }, { loadDarwinFlowNatives }, { FileStateStore }] =
+    await Promise.all([
+      import('../../resources/engine/link-pin.js'),
+      import('../../platform/darwin/utun.js'),
+      import('../../resources/flow/flow-router-darwin.js'),
+      import('../../util/state.js'),
+    ]);
+  const state = new FileStateStore(stateDir);
+  return utunPin({ utun: (link) => resolveIfname(state, link), natives: loadDarwinFlowNatives });
+}
+
 async function direct(io: Io, what: 'update' | 'status', o: ListsOptions): Promise<number> {
   const [{ stateDirFrom }, { prepare }, upd, { ListCache }, { FileStateStore }, { AppliedStore }] =
     await Promise.all([
@@ -136,6 +149,8 @@ async function direct(io: Io, what: 'update' | 'status', o: ListsOptions): Promi
     return exitOf(lists);
   }
   const { viaConnector, viaRouteOf } = await import('../../resources/engine/via.js');
+  // macOS: a fetch via a tunnel holds to the utun its link got (Linux: the link itself)
+  const pin = process.platform === 'darwin' ? await darwinLinkPin(stateDir) : undefined;
   const at = new Date().toISOString();
   const results: Extract<DaemonEvent, { type: 'list' }>[] = [];
   for (const l of loads) {
@@ -149,6 +164,7 @@ async function direct(io: Io, what: 'update' | 'status', o: ListsOptions): Promi
                 config: p.config,
                 secret: (k) => p.secrets.get(k),
               }),
+              pin,
             )
           : undefined;
       outcome = await upd.updateList(l.ref, cache, { connect });

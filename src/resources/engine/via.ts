@@ -2,7 +2,8 @@
  * How awg's own fetches reach a server through a tunnel (`to.lists: [{url, via: TUNNEL}]`,
  * util/list-fetch.ts), the way the tunnel carries traffic:
  * - a tunnel with a link (the embedded engine's TUN, the kernel's `wireguard` link): a socket
- *   bound to that link (SO_BINDTODEVICE, native/bind-device.ts), so the connection leaves
+ *   held to that link (link-pin.ts: SO_BINDTODEVICE on Linux, IP_BOUND_IF on the link's utun
+ *   on macOS, where the caller passes its pin), so the connection leaves
  *   through the tunnel whatever the routing tables and marks say; a host name is looked up
  *   with the tunnel's own resolvers through the same link when it has any (`dns:`), else
  *   with the system resolver;
@@ -17,6 +18,7 @@ import type { Config } from '../../config/schema.js';
 import { isProxyEngine, type DesiredState, type EngineSpec } from '../../model/resources.js';
 import type { Connector } from '../../util/list-fetch.js';
 import type { Dialer } from '../../proxy/types.js';
+import { devicePin, type LinkPinOf } from './link-pin.js';
 
 /** a running proxy tunnel's upstream dialer (the engine host's proxyDialer) */
 export type ViaDialer = Dialer;
@@ -24,7 +26,7 @@ export type ViaDialer = Dialer;
 export type ViaRoute =
   { tunnel: string; link: string; dns: readonly string[] } | { tunnel: string; dialer: Dialer };
 
-export function viaConnector(r: ViaRoute): Connector {
+export function viaConnector(r: ViaRoute, pinOf: LinkPinOf = devicePin): Connector {
   if ('dialer' in r)
     return async (host, port, o): Promise<Duplex> => {
       const ac = new AbortController();
@@ -36,20 +38,18 @@ export function viaConnector(r: ViaRoute): Connector {
       }
     };
   return async (host, port, o) => {
-    const [{ connectTcp }, { deviceTcpFd }, { resolveDirect }] = await Promise.all([
+    const [{ connectTcp }, { resolveDirect }, pin] = await Promise.all([
       import('../../native/tcpsock.js'),
-      import('../../native/bind-device.js'),
       import('../../native/dns-client.js'),
+      pinOf(r.link),
     ]);
     const servers = r.dns.filter((s) => isIP(s) !== 0);
     return connectTcp({
       host,
       port,
       timeoutMs: o.timeoutMs,
-      socketFd: (f) => deviceTcpFd(f, r.link),
-      ...(servers.length
-        ? { resolve: (h: string) => resolveDirect(h, { servers, device: r.link }) }
-        : {}),
+      socketFd: (f) => pin.tcpFd(f),
+      ...(servers.length ? { resolve: (h: string) => resolveDirect(h, { servers, pin }) } : {}),
     });
   };
 }

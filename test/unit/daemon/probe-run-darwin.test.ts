@@ -22,13 +22,15 @@ function darwin(utuns: Record<string, string>) {
   const pinned: Array<[string, number]> = [];
   const sockets = darwinProbeSockets({
     utun: (link) => utuns[link],
-    boundTcpFd: async () => (ifname, family) => {
-      pinned.push([ifname, family]);
-      // a plain socket stands in for one IP_BOUND_IF pinned (this runs on Linux)
-      const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (fd < 0) throw new Error(`socket: ${-fd}`);
-      return fd;
-    },
+    natives: async () => ({
+      boundTcpFd: (ifname: string, family: 4 | 6) => {
+        pinned.push([ifname, family]);
+        // a plain socket stands in for one IP_BOUND_IF pinned (this runs on Linux)
+        const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw new Error(`socket: ${-fd}`);
+        return fd;
+      },
+    }),
   });
   return { sockets, pinned };
 }

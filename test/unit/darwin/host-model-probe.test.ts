@@ -1,11 +1,14 @@
 /**
- * A tunnel's configured health probe on the macOS host model: the real daemon, the darwin
- * platform, the model's utun. The probe's socket is pinned to the utun the tunnel's link got
- * (IP_BOUND_IF through the flow router's natives), where Linux binds it to the link by name
- * (SO_BINDTODEVICE): on macOS that call does not exist, and no interface is named `awg-home`.
+ * awg's own sockets through a tunnel on the macOS host model (the real daemon, the darwin
+ * platform, the model's utun): a configured health probe, and a list fetched `via` the
+ * tunnel. Each socket is pinned to the utun the tunnel's link got (IP_BOUND_IF through the
+ * flow router's natives, resources/engine/link-pin.ts), where Linux binds it to the link by
+ * name (SO_BINDTODEVICE): on macOS that call does not exist, and no interface is named
+ * `awg-home`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +34,25 @@ afterEach(async () => {
   dir = undefined;
 });
 
-describe('macOS: a tunnel health probe goes out on its utun', () => {
+/** the flow router's natives with a boundTcpFd that records the interface (a plain socket stands in) */
+function recordingNatives(pinned: string[]) {
+  const unused = () => {
+    throw new Error('no connection reaches the router in this test');
+  };
+  return async () => ({
+    sysctl: unused,
+    pidPath: unused,
+    originalDst: unused,
+    boundTcpFd: (ifname: string) => {
+      pinned.push(ifname);
+      const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) throw new Error(`socket: ${-fd}`);
+      return fd;
+    },
+  });
+}
+
+describe('macOS: awg’s own sockets through a tunnel go out on its utun', () => {
   it("tcp: each probe's socket is pinned to the tunnel's utun; the probe passes and the tunnel stays up", async () => {
     let accepted = 0;
     server = createServer((s) => {
@@ -51,29 +72,13 @@ describe('macOS: a tunnel health probe goes out on its utun', () => {
     writeFileSync(file, config, { mode: 0o600 });
     const host = MacHost.laptop();
     const pinned: string[] = [];
-    const unused = () => {
-      throw new Error('no connection reaches the router in this test');
-    };
     const { d, events, finished } = modelDaemon({
       configPath: file,
       platform: darwinPlatform,
       drivers: { ...createDarwinDrivers({ exec: host }), engine: new ModelEngines(host) },
       exec: host,
       state: new FileStateStore(join(dir, 'state')),
-      flowRouter: {
-        natives: async () => ({
-          sysctl: unused,
-          pidPath: unused,
-          originalDst: unused,
-          boundTcpFd: (ifname) => {
-            pinned.push(ifname);
-            // a plain socket stands in for one IP_BOUND_IF pinned (this runs on Linux)
-            const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (fd < 0) throw new Error(`socket: ${-fd}`);
-            return fd;
-          },
-        }),
-      },
+      flowRouter: { natives: recordingNatives(pinned) },
     });
     stops.push(() => d.stop({ teardown: true }));
     await d.start();
@@ -87,5 +92,42 @@ describe('macOS: a tunnel health probe goes out on its utun', () => {
     expect(home?.probe?.failures ?? 0).toBe(0);
     expect(home?.probe?.lastFailure).toBeUndefined();
     expect(events.filter((e) => e.type === 'tunnel' && e.state === 'down')).toEqual([]);
+  });
+
+  it('a list fetched `via` the tunnel: its connection is pinned to the utun', async () => {
+    const served: string[] = [];
+    const http = createHttpServer((q, s) => {
+      served.push(q.url ?? '');
+      s.end('192.0.2.0/24\n');
+    }).listen(0, '127.0.0.1');
+    stops.push(() => new Promise((r) => http.close(() => r(undefined))));
+    await once(http, 'listening');
+    const url = `http://127.0.0.1:${(http.address() as { port: number }).port}/l.txt`;
+    dir = mkdtempSync(join(tmpdir(), 'awg-machost-lists-'));
+    const file = join(dir, 'awg.yaml');
+    const config = macConfig({ killSwitch: false }).replace(
+      '\ndefault: home',
+      `\nrules:\n  - name: listed\n    to:\n      lists:\n        - { url: "${url}", via: home }\n    target: home\ndefault: home`,
+    );
+    writeFileSync(file, config, { mode: 0o600 });
+    const host = MacHost.laptop();
+    const pinned: string[] = [];
+    const { d, finished } = modelDaemon({
+      configPath: file,
+      platform: darwinPlatform,
+      drivers: { ...createDarwinDrivers({ exec: host }), engine: new ModelEngines(host) },
+      exec: host,
+      state: new FileStateStore(join(dir, 'state')),
+      flowRouter: { natives: recordingNatives(pinned) },
+    });
+    stops.push(() => d.stop({ teardown: true }));
+    await d.start();
+    await finished(1);
+    const utuns = [...host.interfaces.keys()].filter((n) => n.startsWith('utun'));
+    expect(utuns).toHaveLength(1);
+    const r = await d.updateLists({});
+    expect(served).toEqual(['/l.txt']);
+    expect(pinned).toEqual(utuns);
+    expect(r.results).toMatchObject([{ list: url, result: 'fetched', entries: 1 }]);
   });
 });

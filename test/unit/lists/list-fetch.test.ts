@@ -20,6 +20,7 @@ import { viaConnector } from '../../../src/resources/engine/via.js';
 import { httpConnectDialer } from '../../../src/proxy/http-connect.js';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tempDir } from '../../helpers/tmp.js';
+import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
 
 type Handler = (q: IncomingMessage, s: ServerResponse) => void;
 let handler: Handler = (_q, s) => s.end();
@@ -181,6 +182,28 @@ describe('fetchList through a proxy tunnel’s dialer (via)', () => {
     expect(r.kind === 'fetched' && r.bytes.toString()).toBe('via.example\n');
     expect(asked).toEqual(['lists.example:8080']);
     expect(requests.at(-1)!.headers.host).toBe('lists.example:8080');
+  });
+});
+
+describe('fetchList through a tunnel’s link (via)', () => {
+  it('the connection’s socket is the link pin’s (macOS passes its utun pin, Linux binds the link)', async () => {
+    handler = (_q, s) => s.end('link.example\n');
+    const pinned: string[] = [];
+    const connect = viaConnector({ tunnel: 'home', link: 'awg-home', dns: [] }, async (link) => ({
+      tcpFd: (family) => {
+        pinned.push(`${link} v${family}`);
+        // a plain socket stands in for one held to the link
+        const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw new Error(`socket: ${-fd}`);
+        return fd;
+      },
+      dgram: () => {
+        throw new Error('no lookup: the URL is an address');
+      },
+    }));
+    const r = await fetchList({ url: `${base}/l.txt`, maxBytes: 100, connect });
+    expect(r.kind === 'fetched' && r.bytes.toString()).toBe('link.example\n');
+    expect(pinned).toEqual(['awg-home v4']);
   });
 });
 

@@ -246,11 +246,14 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
     const server = spawnIn('iperf3-s', pair.b, groups.group('iperf3-s'), 'iperf3', [
       '-s',
       '-1',
+      '--forceflush',
       '-B',
       pair.addrB,
     ]);
     started.push(server);
-    await sleep(500);
+    // until it listens: a fixed 500 ms was too short beside CI's host tests and soak once (the
+    // client found no server and printed nothing)
+    await waitOutput(server, 'Server listening');
     const client = spawnIn('iperf3-c', pair.a, groups.group('iperf3-c'), 'iperf3', [
       '-c',
       pair.addrB,
@@ -272,7 +275,9 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
     try {
       ip = parseIperf(client.stdout());
     } catch (e) {
-      throw new Error(`the load phase's iperf3 failed: ${(e as Error).message}`);
+      throw new Error(
+        `the load phase's iperf3 failed (exit ${client.child.exitCode}, server: ${server.output().slice(-300)}; client stderr: ${client.stderr().slice(-300)}): ${(e as Error).message}`,
+      );
     }
     if (loadWs.length < nWin) throw new Error('iperf3 ended before the load windows did');
     const gbit = ip.bitsPerSecond / 1e9;

@@ -52,6 +52,32 @@ function recordingNatives(pinned: string[]) {
   });
 }
 
+/**
+ * The daemon on a model laptop following `config` (written to a temp file), converged once;
+ * `pinned`: the interfaces its sockets were pinned to; `utun`: the tunnel's utun
+ */
+async function converged(config: string, tag: string) {
+  dir = mkdtempSync(join(tmpdir(), `awg-machost-${tag}-`));
+  const file = join(dir, 'awg.yaml');
+  writeFileSync(file, config, { mode: 0o600 });
+  const host = MacHost.laptop();
+  const pinned: string[] = [];
+  const daemon = modelDaemon({
+    configPath: file,
+    platform: darwinPlatform,
+    drivers: { ...createDarwinDrivers({ exec: host }), engine: new ModelEngines(host) },
+    exec: host,
+    state: new FileStateStore(join(dir, 'state')),
+    flowRouter: { natives: recordingNatives(pinned) },
+  });
+  stops.push(() => daemon.d.stop({ teardown: true }));
+  await daemon.d.start();
+  expect(await daemon.finished(1)).toMatchObject({ outcome: 'converged' });
+  const utuns = [...host.interfaces.keys()].filter((n) => n.startsWith('utun'));
+  expect(utuns).toHaveLength(1);
+  return { ...daemon, pinned, utun: utuns[0]! };
+}
+
 describe('macOS: awg’s own sockets through a tunnel go out on its utun', () => {
   it("tcp: each probe's socket is pinned to the tunnel's utun; the probe passes and the tunnel stays up", async () => {
     let accepted = 0;
@@ -61,33 +87,16 @@ describe('macOS: awg’s own sockets through a tunnel go out on its utun', () =>
     }).listen(0, '127.0.0.1');
     await once(server, 'listening');
     const port = (server.address() as { port: number }).port;
-    dir = mkdtempSync(join(tmpdir(), 'awg-machost-probe-'));
-    const file = join(dir, 'awg.yaml');
     // the probe under `tunnels.home` (macConfig's tunnel ends at its peers)
     const config = macConfig({ killSwitch: false }).replace(
       '\ndefault: home',
       `\n    health: { probe: { tcp: "127.0.0.1:${port}" }, interval: 1s, timeout: 900ms, failures: 1 }\ndefault: home`,
     );
     expect(config).toContain('health:');
-    writeFileSync(file, config, { mode: 0o600 });
-    const host = MacHost.laptop();
-    const pinned: string[] = [];
-    const { d, events, finished } = modelDaemon({
-      configPath: file,
-      platform: darwinPlatform,
-      drivers: { ...createDarwinDrivers({ exec: host }), engine: new ModelEngines(host) },
-      exec: host,
-      state: new FileStateStore(join(dir, 'state')),
-      flowRouter: { natives: recordingNatives(pinned) },
-    });
-    stops.push(() => d.stop({ teardown: true }));
-    await d.start();
-    expect(await finished(1)).toMatchObject({ outcome: 'converged' });
-    const utuns = [...host.interfaces.keys()].filter((n) => n.startsWith('utun'));
-    expect(utuns).toHaveLength(1);
+    const { d, events, pinned, utun } = await converged(config, 'probe');
     // two probes passed, each on a socket pinned to the utun
     await eventually(() => expect(accepted).toBeGreaterThanOrEqual(2));
-    expect(new Set(pinned)).toEqual(new Set(utuns));
+    expect(new Set(pinned)).toEqual(new Set([utun]));
     const home = (await d.status()).tunnels.find((t) => t.name === 'home');
     expect(home?.probe?.failures ?? 0).toBe(0);
     expect(home?.probe?.lastFailure).toBeUndefined();
@@ -103,31 +112,14 @@ describe('macOS: awg’s own sockets through a tunnel go out on its utun', () =>
     stops.push(() => new Promise((r) => http.close(() => r(undefined))));
     await once(http, 'listening');
     const url = `http://127.0.0.1:${(http.address() as { port: number }).port}/l.txt`;
-    dir = mkdtempSync(join(tmpdir(), 'awg-machost-lists-'));
-    const file = join(dir, 'awg.yaml');
     const config = macConfig({ killSwitch: false }).replace(
       '\ndefault: home',
       `\nrules:\n  - name: listed\n    to:\n      lists:\n        - { url: "${url}", via: home }\n    target: home\ndefault: home`,
     );
-    writeFileSync(file, config, { mode: 0o600 });
-    const host = MacHost.laptop();
-    const pinned: string[] = [];
-    const { d, finished } = modelDaemon({
-      configPath: file,
-      platform: darwinPlatform,
-      drivers: { ...createDarwinDrivers({ exec: host }), engine: new ModelEngines(host) },
-      exec: host,
-      state: new FileStateStore(join(dir, 'state')),
-      flowRouter: { natives: recordingNatives(pinned) },
-    });
-    stops.push(() => d.stop({ teardown: true }));
-    await d.start();
-    await finished(1);
-    const utuns = [...host.interfaces.keys()].filter((n) => n.startsWith('utun'));
-    expect(utuns).toHaveLength(1);
+    const { d, pinned, utun } = await converged(config, 'lists');
     const r = await d.updateLists({});
     expect(served).toEqual(['/l.txt']);
-    expect(pinned).toEqual(utuns);
+    expect(pinned).toEqual([utun]);
     expect(r.results).toMatchObject([{ list: url, result: 'fetched', entries: 1 }]);
   });
 });

@@ -19,6 +19,7 @@ import type { Duplex } from 'node:stream';
 import { splitHostPort, type HealthProbe } from '../config/schema-health.js';
 import {
   devicePin,
+  utunOf,
   utunPin,
   type LinkPinOf,
   type UtunPinHost,
@@ -58,19 +59,14 @@ export const linuxProbeSockets: ProbeSockets = {
  * RUN ON A MAC.
  */
 export function darwinProbeSockets(h: UtunPinHost): ProbeSockets {
-  const utunOf = (link: string): string => {
-    const ifn = h.utun(link);
-    if (ifn === undefined) throw new Error(`${link} has no utun (its engine is not running)`);
-    return ifn;
-  };
   return {
     pin: utunPin(h),
     ping: (addr, link, secs) =>
       isIP(addr) === 6
-        ? { file: 'ping6', args: ['-n', '-q', '-c', '1', '-B', utunOf(link), addr], noReply: 2 }
+        ? { file: 'ping6', args: ['-n', '-q', '-c', '1', '-B', utunOf(h, link), addr], noReply: 2 }
         : {
             file: 'ping',
-            args: ['-n', '-q', '-c', '1', '-t', String(secs), '-b', utunOf(link), addr],
+            args: ['-n', '-q', '-c', '1', '-t', String(secs), '-b', utunOf(h, link), addr],
             noReply: 2,
           },
   };

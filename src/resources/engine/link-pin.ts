@@ -36,11 +36,17 @@ export interface UtunPinHost {
   }>;
 }
 
+/** the utun `link` has now; throws when it has none (its engine is not running) */
+export function utunOf(h: Pick<UtunPinHost, 'utun'>, link: string): string {
+  const ifn = h.utun(link);
+  if (ifn === undefined) throw new Error(`${link} has no utun (its engine is not running)`);
+  return ifn;
+}
+
 /** macOS: IP(V6)_BOUND_IF on the link's utun. */
 export function utunPin(h: UtunPinHost): LinkPinOf {
   return async (link) => {
-    const ifn = h.utun(link);
-    if (ifn === undefined) throw new Error(`${link} has no utun (its engine is not running)`);
+    const ifn = utunOf(h, link);
     const n = await h.natives();
     return {
       tcpFd: (family) => n.boundTcpFd(ifn, family),

@@ -129,6 +129,7 @@ export class FlowRouterHost {
   private shape = '';
   private port: number | undefined;
   private natives: DarwinFlowNatives | undefined;
+  private loading: Promise<DarwinFlowNatives> | undefined;
   /** the per-rule counts of routers this one replaced (a rebuild keeps them; `stop` ends them) */
   private carried = new Map<string, RuleTraffic>();
   /** the connections of the router this one replaced, closed with it (the monitor reads them once more) */
@@ -145,12 +146,17 @@ export class FlowRouterHost {
    * The natives, loaded on first use (macOS): the router's, and the daemon's health probes
    * pin their sockets to a tunnel's utun with them too (daemon/probe-run.ts).
    */
-  async loadNatives(): Promise<DarwinFlowNatives> {
-    if (this.natives) return this.natives;
-    const load =
-      this.o.natives ??
-      (async () => (await import('./flow-router-darwin.js')).loadDarwinFlowNatives());
-    return (this.natives ??= await load());
+  loadNatives(): Promise<DarwinFlowNatives> {
+    // one load, whoever asks first (the router's start, a probe, a list's fetch)
+    return (this.loading ??= (async () => {
+      const load =
+        this.o.natives ??
+        (async () => (await import('./flow-router-darwin.js')).loadDarwinFlowNatives());
+      return (this.natives = await load());
+    })().catch((e: unknown) => {
+      this.loading = undefined; // a failed load is tried again by the next caller
+      throw e;
+    }));
   }
 
   /**
